@@ -1,0 +1,5 @@
+"""Allow ``python -m protoexplain``."""
+
+from protoexplain.cli import main
+
+raise SystemExit(main())

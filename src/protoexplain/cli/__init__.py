@@ -1,0 +1,62 @@
+"""Command-line front end: ``protoexplain <command> ...``.
+
+Every module in :mod:`protoexplain.cli.commands` that defines ``register(subparsers)`` adds its
+commands; ``ORDER`` (an int, default 100) sets where they appear in ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from protoexplain import __version__
+from protoexplain.errors import UserError
+from protoexplain.cli import commands as _commands_pkg
+
+
+def _command_modules() -> list:
+    modules = []
+    for info in pkgutil.iter_modules(_commands_pkg.__path__):
+        module = importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
+        if hasattr(module, "register"):
+            modules.append(module)
+    return sorted(modules, key=lambda m: (getattr(m, "ORDER", 100), m.__name__))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with every registered command."""
+    parser = argparse.ArgumentParser(
+        prog="protoexplain",
+        description=(
+            "Train prototype-based image classifiers (ProtoPNet, 'this looks like that') and "
+            "explain which visual characteristics (hue, shape, texture, contrast, saturation, "
+            "brightness) each prototype relies on."
+        ),
+        epilog="Run 'protoexplain <command> --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"protoexplain {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    for module in _command_modules():
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        result = args.func(args)
+    except UserError as error:
+        print(f"protoexplain: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("protoexplain: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
+        return 130
+    return int(result or 0)
