@@ -1,0 +1,32 @@
+"""ProtoPNet models: backbones, receptive fields, the module itself and its checkpoints."""
+
+from protoexplain.models.backbones import create_backbone, list_backbones, register_backbone
+from protoexplain.models.checkpoint import load_model, model_metadata, save_model
+from protoexplain.models.ppnet import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ModelSpec,
+    PrototypeModel,
+    ProtoOutput,
+    ProtoPNet,
+    build_add_on_layers,
+)
+from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ModelSpec",
+    "ProtoOutput",
+    "ProtoPNet",
+    "PrototypeModel",
+    "ReceptiveField",
+    "build_add_on_layers",
+    "compute_receptive_field",
+    "create_backbone",
+    "list_backbones",
+    "load_model",
+    "model_metadata",
+    "register_backbone",
+    "save_model",
+]
