@@ -1,0 +1,87 @@
+"""Decode any image file to an 8-bit RGB PIL image, with one-line errors naming the file.
+
+Policy for unusual source modes:
+
+* grayscale (``1``, ``L``), palette (``P``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` → converted by PIL;
+* an alpha channel (``RGBA``, ``LA``, ``PA``, ``RGBa``, palette with transparency) is composited
+  on a **white** background (transparent pixels become white, not black);
+* 16-bit integer images (``I;16``, ``I;16B``, ``I;16L``, and ``I`` holding values above 255) are
+  scaled from 0..65535 to 0..255 (``v * 255 / 65535``, rounded), not clipped;
+* 32-bit float images (``F``) are read as 0..1 when their maximum is ≤ 1, else as 0..255, then clipped.
+
+EXIF orientation is *not* applied: pixel coordinates stay those of the stored image, which is what
+bounding-box annotations (CUB-200-2011) refer to.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from protoexplain.errors import UserError
+
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
+)
+
+_ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
+
+
+def is_image_file(path: str | os.PathLike) -> bool:
+    """True for a visible file whose extension is a known image type."""
+    name = Path(path).name
+    return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Read ``path`` fully and return an 8-bit RGB image (see the module docstring for modes).
+
+    Raises :class:`UserError` naming the file when it is missing, empty, truncated or not an image.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise UserError(f"cannot read image {path}: the file is empty (0 bytes); replace or remove it")
+        with Image.open(path) as image:
+            image.load()
+            return to_rgb(image)
+    except UserError:
+        raise
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError) as error:
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise UserError(
+            f"cannot read image {path}: {reason}; replace or remove the file"
+        ) from error
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert an already decoded image of any mode to 8-bit RGB (policy in the module docstring)."""
+    mode = image.mode
+    if mode == "RGB":
+        return image.copy()
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image, dtype=np.float64)
+        if mode in _SIXTEEN_BIT_MODES or values.max(initial=0) > 255:
+            values = values * (255.0 / 65535.0)
+        return _gray_array_to_rgb(values)
+    if mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        if values.max(initial=0) <= 1.0:
+            values = values * 255.0
+        return _gray_array_to_rgb(values)
+    return image.convert("RGB")
+
+
+def _gray_array_to_rgb(values: np.ndarray) -> Image.Image:
+    gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2))
