@@ -8,7 +8,7 @@ from protoexplain.errors import UserError
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
-    """Return a device for ``name``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda:N``…"""
+    """Device for ``name``: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda:N``…"""
     if isinstance(name, torch.device):
         return name
     if name in (None, "", "auto"):
@@ -18,5 +18,5 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     except RuntimeError as error:
         raise UserError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
+        raise UserError(f"device {name!r} asked for, but CUDA is not available; use --device cpu")
     return device

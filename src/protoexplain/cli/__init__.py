@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 
 from protoexplain import __version__
-from protoexplain.errors import UserError
 from protoexplain.cli import commands as _commands_pkg
+from protoexplain.errors import UserError
 
 
 def _command_modules() -> list:
@@ -57,6 +57,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"protoexplain: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("protoexplain: interrupted; finished work is kept, rerun to continue", file=sys.stderr)
+        print("protoexplain: interrupted; finished work is kept, rerun to go on", file=sys.stderr)
         return 130
     return int(result or 0)

@@ -6,9 +6,9 @@ from protoexplain.models.ppnet import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     ModelSpec,
-    PrototypeModel,
     ProtoOutput,
     ProtoPNet,
+    PrototypeModel,
     build_add_on_layers,
 )
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field

@@ -57,7 +57,7 @@ def backbone_info(name: str) -> BackboneInfo:
 
 
 class VGGFeatures(nn.Module):
-    """VGG convolutional stack including its last max-pool (``features.<idx>`` like the original)."""
+    """VGG convolutional stack including its last max-pool (``features.<idx>`` as the original)."""
 
     def __init__(self, full: nn.Module) -> None:
         super().__init__()
@@ -72,7 +72,8 @@ class ResNetFeatures(nn.Module):
 
     def __init__(self, full: nn.Module) -> None:
         super().__init__()
-        self.conv1, self.bn1, self.relu, self.maxpool = full.conv1, full.bn1, full.relu, full.maxpool
+        self.conv1, self.bn1, self.relu = full.conv1, full.bn1, full.relu
+        self.maxpool = full.maxpool
         self.layer1, self.layer2 = full.layer1, full.layer2
         self.layer3, self.layer4 = full.layer3, full.layer4
 
@@ -157,7 +158,7 @@ def _imagenet_state_dict(info: BackboneInfo) -> dict[str, torch.Tensor]:
     if not cached.is_file():
         raise UserError(
             f"ImageNet weights for {info.name} are not in the torch cache: download {weights.url} "
-            f"on a machine with network access and place it at {cached} (or pass a local weight file)"
+            f"on a machine with network access and place it at {cached} (or pass a local file)"
         )
     return torch.load(cached, map_location="cpu", weights_only=True)
 
@@ -165,7 +166,7 @@ def _imagenet_state_dict(info: BackboneInfo) -> dict[str, torch.Tensor]:
 def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a local file (safetensors or a tensors-only PyTorch file)."""
     if not path.is_file():
-        raise UserError(f"weight file {path} does not exist; pass an existing file, 'imagenet' or none")
+        raise UserError(f"weight file {path} does not exist; pass a file, 'imagenet' or none")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -173,7 +174,7 @@ def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any reader failure is a bad user file
+    except Exception as error:
         raise UserError(f"cannot read weight file {path}: {error}") from error
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):

@@ -1,4 +1,4 @@
-"""Safe checkpoints: ``model.safetensors`` (tensors) + ``model.json`` (how to rebuild). No pickle."""
+"""Safe checkpoints: `model.safetensors` (tensors) + `model.json` (how to rebuild); no pickle."""
 
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     model = ProtoPNet(ModelSpec.from_dict(description["spec"]))
     try:
         state = load_file(str(weights))
-    except Exception as error:  # noqa: BLE001 - a damaged file is the user's to fix
+    except Exception as error:
         raise UserError(f"cannot read {weights}: {error}") from error
     model.load_state_dict(state, strict=True)
     return model.to(device).eval()

@@ -1,0 +1,80 @@
+"""Model commands: ``backbones`` and ``import-legacy``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from protoexplain.models import list_backbones, save_model
+from protoexplain.models.backbones import backbone_info
+from protoexplain.models.legacy import import_legacy
+
+ORDER = 10
+
+
+def _backbones(args: argparse.Namespace) -> int:
+    for name in list_backbones():
+        info = backbone_info(name)
+        print(f"{name:<14} {info.family:<9} {info.out_channels:>5} channels")
+    return 0
+
+
+def _import_legacy(args: argparse.Namespace) -> int:
+    model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
+    out = save_model(
+        model,
+        args.out_dir,
+        metadata={"imported_from": Path(args.checkpoint).name, "source": "original ProtoPNet"},
+    )
+    print(
+        f"imported {model.num_prototypes} prototypes, {model.num_classes} classes, "
+        f"backbone {args.arch}, image size {model.spec.image_size} -> {out}/"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the model commands."""
+    parser = subparsers.add_parser(
+        "backbones",
+        help="list the backbones a model can be built on",
+        description="List every backbone (feature extractor) with its family and output channels.",
+    )
+    parser.set_defaults(func=_backbones)
+
+    parser = subparsers.add_parser(
+        "import-legacy",
+        help="convert a checkpoint of the original ProtoPNet code into a protoexplain model",
+        description=(
+            "Convert a checkpoint written by the original ProtoPNet code (a whole pickled PPNet "
+            "module saved with torch.save(model), or a plain state dict) into a protoexplain "
+            "model folder (model.safetensors + model.json). The pickle is read with an "
+            "allow-list: only tensors and the original's module classes are rebuilt, as inert "
+            "data; a file referencing anything else is refused without running it."
+        ),
+        epilog=(
+            "example: protoexplain import-legacy saved_models/vgg19/10push0.7822.pth "
+            "models/vgg19-cub --arch vgg19 --classes CUB_200_2011/classes.txt"
+        ),
+    )
+    parser.add_argument("checkpoint", type=Path, help="the original .pth file")
+    parser.add_argument("out_dir", type=Path, help="folder to write the converted model into")
+    parser.add_argument(
+        "--arch",
+        required=True,
+        choices=list_backbones(),
+        metavar="NAME",
+        help="backbone the checkpoint was trained with (see 'protoexplain backbones')",
+    )
+    parser.add_argument(
+        "--classes",
+        type=Path,
+        help="text file with one class name per line in class-index order "
+        "(CUB's classes.txt works); default: 0, 1, 2, ...",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="input size the model was trained at (default: read from the checkpoint, else 224)",
+    )
+    parser.set_defaults(func=_import_legacy)
