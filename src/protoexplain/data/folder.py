@@ -29,7 +29,8 @@ def check_on_error(on_error: str) -> str:
 
 def find_classes(root: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``root`` (hidden and ``__x`` folders ignored)."""
-    return sorted(entry.name for entry in os.scandir(root) if entry.is_dir() and _visible(entry.name))
+    entries = os.scandir(root)
+    return sorted(entry.name for entry in entries if entry.is_dir() and _visible(entry.name))
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -77,10 +78,14 @@ class ImageFolderDataset(Dataset):
         self.classes: list[str] = found
         self.class_to_idx = {name: index for index, name in enumerate(found)}
         self.samples: list[tuple[Path, int]] = [
-            (path, label) for label, name in enumerate(found) for path in list_images(self.root / name)
+            (path, label)
+            for label, name in enumerate(found)
+            for path in list_images(self.root / name)
         ]
         if not self.samples:
-            raise UserError(f"image folder {self.root} contains no images (looked for .jpg, .png, …)")
+            raise UserError(
+                f"image folder {self.root} contains no images (looked for .jpg, .png, …)"
+            )
         self.targets: list[int] = [label for _, label in self.samples]
 
     def __len__(self) -> int:

@@ -2,12 +2,14 @@
 
 Policy for unusual source modes:
 
-* grayscale (``1``, ``L``), palette (``P``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV`` → converted by PIL;
+* grayscale (``1``, ``L``), palette (``P``), ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: converted by
+  PIL (Adobe-inverted CMYK JPEGs are handled by PIL's decoder);
 * an alpha channel (``RGBA``, ``LA``, ``PA``, ``RGBa``, palette with transparency) is composited
   on a **white** background (transparent pixels become white, not black);
 * 16-bit integer images (``I;16``, ``I;16B``, ``I;16L``, and ``I`` holding values above 255) are
   scaled from 0..65535 to 0..255 (``v * 255 / 65535``, rounded), not clipped;
-* 32-bit float images (``F``) are read as 0..1 when their maximum is ≤ 1, else as 0..255, then clipped.
+* 32-bit float images (``F``) are read as 0..1 when their maximum is ≤ 1, else as 0..255, then
+  clipped.
 
 EXIF orientation is *not* applied: pixel coordinates stay those of the stored image, which is what
 bounding-box annotations (CUB-200-2011) refer to.
@@ -22,6 +24,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from protoexplain.errors import UserError
+from protoexplain.fileio import atomic_path
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm"}
@@ -45,7 +48,9 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     try:
         if path.stat().st_size == 0:
-            raise UserError(f"cannot read image {path}: the file is empty (0 bytes); replace or remove it")
+            raise UserError(
+                f"cannot read image {path}: the file is empty (0 bytes); replace or remove it"
+            )
         with Image.open(path) as image:
             image.load()
             return to_rgb(image)
@@ -59,7 +64,7 @@ def load_rgb(path: str | os.PathLike) -> Image.Image:
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert an already decoded image of any mode to 8-bit RGB (policy in the module docstring)."""
+    """Convert a decoded image of any mode to 8-bit RGB (policy in the module docstring)."""
     mode = image.mode
     if mode == "RGB":
         return image.copy()
@@ -85,3 +90,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def _gray_array_to_rgb(values: np.ndarray) -> Image.Image:
     gray = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return Image.fromarray(np.repeat(gray[:, :, None], 3, axis=2))
+
+
+def save_image(image: Image.Image, path: str | os.PathLike, quality: int = 95) -> None:
+    """Write ``image`` atomically; the format follows the extension (JPEG at ``quality``)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix in (".jpg", ".jpeg"):
+            image.save(tmp, format="JPEG", quality=quality)
+        elif suffix == ".png":
+            image.save(tmp, format="PNG")
+        else:
+            raise ValueError(f"unsupported output format {suffix!r}; use .jpg or .png")

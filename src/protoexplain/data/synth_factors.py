@@ -1,0 +1,164 @@
+"""Factors of the synthetic data set and the presets that tie classes to them.
+
+An image shows a "bird" made of parts (:data:`PARTS`) on a textured, coloured background. Each
+part has a hue, saturation (chroma), value (brightness), shape, texture, contrast (how much the
+texture's pattern darkens the base colour: 0 invisible, 1 black) and pattern period. A preset
+fixes some (part, factor) values per class; every other factor is drawn at random per image from
+:data:`RANDOM_RANGES`, independently of the class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protoexplain.errors import UserError
+
+PARTS = ("body", "head", "wing", "tail")
+SHAPES = ("ellipse", "rectangle", "triangle", "diamond")
+TEXTURES = ("plain", "stripes", "dots", "checks")
+CONTINUOUS = ("hue", "saturation", "value", "contrast", "period")
+CATEGORICAL = {"shape": SHAPES, "texture": TEXTURES}
+PART_FACTORS = ("hue", "saturation", "value", "shape", "texture", "contrast", "period")
+
+#: Ranges of the factors a class leaves free (uniform draws).
+RANDOM_RANGES = {
+    "hue": (0.0, 1.0),
+    "saturation": (0.55, 0.95),
+    "value": (0.6, 0.95),
+    "contrast": (0.4, 0.8),
+    "period": (0.16, 0.22),
+}
+#: Half-width of the jitter around a class-defined continuous value (hue wraps around).
+JITTER = {"hue": 0.02, "saturation": 0.04, "value": 0.04, "contrast": 0.04, "period": 0.01}
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class: a name and the (part, factor) values it fixes."""
+
+    name: str
+    fixed: dict[tuple[str, str], float | str]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of classes; ``allowed`` restricts free categorical factors (e.g. textures)."""
+
+    name: str
+    description: str
+    factor: str | None
+    classes: tuple[ClassSpec, ...]
+    allowed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+def _isolated(
+    name: str, factor: str, values: list, labels: list[str], description: str, **kw
+) -> Preset:
+    classes = tuple(
+        ClassSpec(f"c{i}_{label}", {(part, factor): value for part in PARTS})
+        for i, (value, label) in enumerate(zip(values, labels, strict=True))
+    )
+    return Preset(name, description, factor, classes, **kw)
+
+
+def _mixed() -> Preset:
+    classes = []
+    for body_hue, hue_name in ((0.0, "red"), (0.62, "blue")):
+        for head_shape, shape_name in (("ellipse", "round"), ("triangle", "pointed")):
+            for wing_texture in ("stripes", "dots"):
+                name = f"c{len(classes)}_{hue_name}-body_{shape_name}-head_{wing_texture}-wing"
+                fixed = {
+                    ("body", "hue"): body_hue,
+                    ("head", "shape"): head_shape,
+                    ("wing", "texture"): wing_texture,
+                }
+                classes.append(ClassSpec(name, fixed))
+    return Preset(
+        "mixed",
+        "8 classes = body hue (red/blue) × head shape (round/pointed) × wing texture "
+        "(stripes/dots); everything else random",
+        None,
+        tuple(classes),
+    )
+
+
+_PATTERNED = tuple(t for t in TEXTURES if t != "plain")
+PRESETS: dict[str, Preset] = {
+    "mixed": _mixed(),
+    "hue": _isolated(
+        "hue", "hue", [0.0, 0.25, 0.5, 0.75], ["red", "chartreuse", "cyan", "violet"],
+        "4 classes differing only in the hue of every part",
+    ),
+    "shape": _isolated(
+        "shape", "shape", list(SHAPES), list(SHAPES),
+        "4 classes differing only in the shape of every part (all shapes have equal area)",
+    ),
+    "texture": _isolated(
+        "texture", "texture", list(TEXTURES), list(TEXTURES),
+        "4 classes differing only in the texture pattern of every part",
+    ),
+    "contrast": _isolated(
+        "contrast", "contrast", [0.1, 0.35, 0.6, 0.85],
+        ["contrast10", "contrast35", "contrast60", "contrast85"],
+        "4 classes differing only in how strongly every part's pattern stands out (never plain)",
+        allowed={"texture": _PATTERNED},
+    ),
+    "saturation": _isolated(
+        "saturation", "saturation", [0.1, 0.37, 0.63, 0.9],
+        ["saturation10", "saturation37", "saturation63", "saturation90"],
+        "4 classes differing only in the chroma of every part's colour",
+    ),
+    "brightness": _isolated(
+        "brightness", "value", [0.35, 0.55, 0.75, 0.95],
+        ["value35", "value55", "value75", "value95"],
+        "4 classes differing only in the brightness (HSV value) of every part",
+    ),
+}
+
+
+def list_presets() -> list[str]:
+    """Names of the synthetic presets."""
+    return list(PRESETS)
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``; a :class:`UserError` listing the choices otherwise."""
+    if name not in PRESETS:
+        raise UserError(f"unknown synthetic preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+def sample_factors(preset: Preset, class_index: int, rng: np.random.Generator) -> dict:
+    """Draw every factor of one image of class ``class_index`` (a flat dict of plain values).
+
+    The draws for free factors happen in the same order whatever the class, so they are
+    independent of it.
+    """
+    spec = preset.classes[class_index]
+    factors: dict[str, float | str] = {
+        "cx": rng.uniform(0.44, 0.56),
+        "cy": rng.uniform(0.44, 0.56),
+        "scale": rng.uniform(0.85, 1.05),
+        "rotation": rng.uniform(-45.0, 45.0),
+        "bg_hue": rng.uniform(0.0, 1.0),
+        "bg_saturation": rng.uniform(0.1, 0.35),
+        "bg_value": rng.uniform(0.35, 0.75),
+    }
+    for part in PARTS:
+        for factor in PART_FACTORS:
+            if factor in CATEGORICAL:
+                choices = preset.allowed.get(factor, CATEGORICAL[factor])
+                value: float | str = choices[int(rng.integers(0, len(choices)))]
+            else:
+                value = rng.uniform(*RANDOM_RANGES[factor])
+            jitter = rng.uniform(-1.0, 1.0)
+            fixed = spec.fixed.get((part, factor))
+            if fixed is not None:
+                value = fixed
+                if factor in JITTER:
+                    value = float(fixed) + jitter * JITTER[factor]
+                    value = value % 1.0 if factor == "hue" else value
+            factors[f"{part}_{factor}"] = float(value) if factor not in CATEGORICAL else value
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in factors.items()}
