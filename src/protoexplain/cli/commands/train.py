@@ -1,0 +1,119 @@
+"""Commands ``train``, ``push`` and ``config``: ProtoPNet training and prototype projection."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ORDER = 30
+
+
+def _train(args: argparse.Namespace) -> int:
+    from protoexplain.models import model_metadata
+    from protoexplain.training import load_config, train
+
+    config = load_config(args.config)
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
+    if final.exists():
+        meta = model_metadata(final)
+        print(
+            f"trained model: {final} (test accuracy {meta.get('test_acc')}, validation "
+            f"{meta.get('val_acc')}); prototypes in {final / 'prototypes'}; metrics in "
+            f"{out / 'metrics.csv'}; checkpoints in {out / 'checkpoints'}"
+        )
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from protoexplain.data import ImageFolderDataset, eval_transform
+    from protoexplain.device import resolve_device
+    from protoexplain.models import load_model, save_model
+    from protoexplain.training import push_prototypes, save_push_artifacts, train_last_layer
+
+    device = resolve_device(args.device)
+    model = load_model(args.model_dir, device=device)
+    spec = model.spec
+    dataset = ImageFolderDataset(
+        args.push_data, eval_transform(spec.image_size, spec.mean, spec.std),
+        classes=model.class_names,
+    )
+    result = push_prototypes(
+        model, dataset, batch_size=args.batch_size, device=device, workers=args.workers,
+        progress=True,
+    )
+    if args.last_layer_epochs:
+        train_last_layer(
+            model, dataset, epochs=args.last_layer_epochs, device=device, workers=args.workers
+        )
+    out = Path(args.out) if args.out else Path(args.model_dir)
+    save_model(model, out, {"pushed_on": str(Path(args.push_data).resolve())})
+    folder = save_push_artifacts(result, model, dataset, out, progress=True)
+    print(f"pushed {result.num_pushed} of {len(result.image_paths)} prototypes; model in {out}, "
+          f"prototype images and records in {folder}")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from protoexplain.fileio import atomic_open
+    from protoexplain.training import default_config_text
+
+    text = default_config_text()
+    if args.out:
+        with atomic_open(args.out, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        print(f"default config written to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``push`` and ``config``."""
+    train = subparsers.add_parser(
+        "train",
+        help="train a ProtoPNet (warm-up, joint, push, last layer) from a TOML config",
+        description=(
+            "Train a ProtoPNet as the config says. Launch with torchrun for several GPUs or "
+            "processes. The run folder gets config.toml, metrics.csv, train.log, checkpoints/ "
+            "and model/ (the final model with its prototype images)."
+        ),
+    )
+    train.add_argument("--config", required=True, help="TOML config ('protoexplain config')")
+    train.add_argument("--out", help="run folder (default: runs/<config name>)")
+    train.add_argument("--resume", action="store_true", help="continue after the last checkpoint")
+    train.add_argument(
+        "--dry-run", action="store_true",
+        help="one batch of every phase and a push on a handful of images, to check a set-up",
+    )
+    train.add_argument("--device", help="auto, cpu, cuda or cuda:N (overrides the config)")
+    train.set_defaults(func=_train)
+
+    push = subparsers.add_parser(
+        "push",
+        help="project a model's prototypes onto their closest training patches",
+        description=(
+            "Replace every prototype by its closest latent patch among images of its class in "
+            "PUSH_DATA (ImageFolder layout) and write the prototype images and records."
+        ),
+    )
+    push.add_argument("model_dir", help="model folder (model.json + model.safetensors)")
+    push.add_argument("push_data", help="un-augmented training images, root/<class>/<image>")
+    push.add_argument("--out", help="where to write the pushed model (default: in place)")
+    push.add_argument("--batch-size", type=int, default=75, help="images per batch (75)")
+    push.add_argument("--last-layer-epochs", type=int, default=0,
+                      help="last-layer epochs on PUSH_DATA after the push (default 0)")
+    push.add_argument("--workers", type=int, default=0, help="data-loader workers")
+    push.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    push.set_defaults(func=_push)
+
+    config = subparsers.add_parser(
+        "config",
+        help="write the default training config (commented TOML)",
+        description="Print the default training config with a comment for every key.",
+    )
+    config.add_argument("--print-default", action="store_true",
+                        help="print the default config (the default action)")
+    config.add_argument("--out", help="write it to this file instead of standard output")
+    config.set_defaults(func=_config)

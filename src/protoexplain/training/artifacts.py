@@ -1,0 +1,130 @@
+"""Push artefacts (``<model dir>/prototypes/``, docs/architecture.md), written once per push.
+
+Per prototype: the high-activation crop, the source image, the source with its box and the
+heatmap overlay (0.5·image + 0.3·JET of the min-max-scaled upsampled similarity map), plus
+``records.csv``, ``boxes_rf.npy`` / ``boxes_ha.npy`` and ``push.json``. The folder is built beside
+its final place and renamed into it, so readers never see half a folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision.transforms import functional as TF
+from tqdm import tqdm
+
+from protoexplain.data import ImageFolderDataset
+from protoexplain.fileio import atomic_open, write_json
+from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.training.folders import staged_folder
+from protoexplain.training.push import PushResult, upsample_maps
+
+PROTOTYPES_DIR = "prototypes"
+BOX_COLOUR = (255, 255, 0)
+
+
+def box_arrays(result: PushResult) -> tuple[np.ndarray, np.ndarray]:
+    """``[image_idx, h0, h1, w0, w1, class]`` rows (receptive field, high activation)."""
+    index = result.image_index.view(-1, 1)
+    classes = result.prototype_class.view(-1, 1)
+    rf = torch.cat([index, result.rf_boxes, classes], dim=1).numpy().astype(np.int64)
+    ha = torch.cat([index, result.ha_boxes, classes], dim=1).numpy().astype(np.int64)
+    return rf, ha
+
+
+def records_frame(result: PushResult, class_names: list[str]) -> pd.DataFrame:
+    """One row per prototype with the columns of docs/architecture.md."""
+    classes = result.prototype_class.tolist()
+    frame = pd.DataFrame(
+        {
+            "prototype": range(len(classes)),
+            "class_index": classes,
+            "class_name": [class_names[c] for c in classes],
+            "pushed": result.pushed.tolist(),
+            "image_index": result.image_index.tolist(),
+            "image_path": [p or "" for p in result.image_paths],
+            "cell_h": result.cell_h.tolist(),
+            "cell_w": result.cell_w.tolist(),
+            "distance": [d if p else float("nan") for d, p in zip(
+                result.distance.tolist(), result.pushed.tolist(), strict=True)],
+        }
+    )
+    for prefix, boxes in (("rf", result.rf_boxes), ("ha", result.ha_boxes)):
+        for column, values in zip(("h0", "h1", "w0", "w1"), boxes.T.tolist(), strict=True):
+            frame[f"{prefix}_{column}"] = values
+    return frame
+
+
+def heatmap_overlay(image: np.ndarray, similarity: np.ndarray) -> np.ndarray:
+    """0.5·image + 0.3·JET(min-max-scaled map), both float RGB in [0, 1] (the original's)."""
+    span = similarity.max() - similarity.min()
+    scaled = (similarity - similarity.min()) / (span if span > 0 else 1.0)
+    jet = cv2.applyColorMap(np.uint8(255 * scaled), cv2.COLORMAP_JET)[..., ::-1] / 255.0
+    return np.clip(0.5 * image + 0.3 * jet, 0.0, 1.0)
+
+
+def _png(array: np.ndarray, path: Path) -> None:
+    if array.dtype != np.uint8:
+        array = np.uint8(np.round(np.clip(array, 0.0, 1.0) * 255))
+    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
+
+
+def _write_images(
+    result: PushResult, dataset: ImageFolderDataset, folder: Path, progress: bool
+) -> None:
+    size = result.image_size
+    pushed = result.pushed.nonzero().flatten().tolist()
+    upsampled = upsample_maps(result.similarity_maps[pushed], size).numpy() if pushed else []
+    cache: dict[int, np.ndarray] = {}
+    for row, j in enumerate(tqdm(pushed, desc="prototype images", disable=not progress)):
+        index = int(result.image_index[j])
+        if index not in cache:
+            resized = TF.resize(dataset.load_image(index), [size, size])
+            cache = {index: np.asarray(resized)}
+        image = cache[index]
+        h0, h1, w0, w1 = result.ha_boxes[j].tolist()
+        _png(image, folder / f"p{j:04d}_source.png")
+        _png(image[h0:h1, w0:w1], folder / f"p{j:04d}_crop.png")
+        boxed = cv2.rectangle(image.copy(), (w0, h0), (w1 - 1, h1 - 1), BOX_COLOUR, 2)
+        _png(boxed, folder / f"p{j:04d}_box.png")
+        overlay = heatmap_overlay(image / 255.0, upsampled[row])
+        _png(overlay, folder / f"p{j:04d}_heatmap.png")
+
+
+def save_push_artifacts(
+    result: PushResult,
+    model: ProtoPNet,
+    dataset: ImageFolderDataset,
+    out_dir: str | os.PathLike,
+    progress: bool = False,
+) -> Path:
+    """Write ``out_dir/prototypes/`` for ``result`` (replacing any previous one); return it."""
+    final = Path(out_dir) / PROTOTYPES_DIR
+    with staged_folder(final) as staging:
+        _write_images(result, dataset, staging, progress)
+        with atomic_open(staging / "records.csv", "w", encoding="utf-8", newline="") as handle:
+            records_frame(result, model.class_names).to_csv(handle, index=False)
+        rf, ha = box_arrays(result)
+        np.save(staging / "boxes_rf.npy", rf)
+        np.save(staging / "boxes_ha.npy", ha)
+        write_json(
+            staging / "push.json",
+            {
+                "data_root": result.data_root,
+                "image_size": result.image_size,
+                "num_prototypes": len(result.image_paths),
+                "num_pushed": result.num_pushed,
+                "unpushed_prototypes": (~result.pushed).nonzero().flatten().tolist(),
+                "receptive_field": model.receptive_field().as_list(),
+                "high_activation_percentile": 95,
+                "similarity_map": "found during the search, before projection (as the original)",
+            },
+        )
+    return final
+

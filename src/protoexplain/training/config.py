@@ -1,0 +1,280 @@
+"""Typed training configuration: dataclasses loaded from TOML, every default from SPEC §3.
+
+Unknown keys and wrongly typed values are errors naming the key and the file. Relative data paths
+are resolved against the config file's folder. :func:`dump_config` writes a commented TOML file
+(used for ``protoexplain config --print-default`` and the run folder's ``config.toml``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from protoexplain.errors import UserError
+
+
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with a comment for the TOML dump."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class DataConfig:
+    """Where the images are and how training images are augmented."""
+
+    train: str = _f("", "training images, ImageFolder layout root/<class>/<image> (cropped CUB)")
+    test: str = _f("", "test images (reported every epoch, never used to select checkpoints)")
+    push: str = _f("", "push images (un-augmented); empty = the training images minus validation")
+    train_augmented: str = _f("", "offline-augmented training folder (augmentation = offline)")
+    augmentation: str = _f("online", "none | online (original pipelines on the fly) | offline")
+    validation_fraction: float = _f(0.1, "share of training images held out to select 'best/'")
+    workers: int = _f(0, "data-loader worker processes")
+
+
+@dataclass
+class ModelConfig:
+    """The ProtoPNet architecture (SPEC §2)."""
+
+    backbone: str = _f("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn")
+    weights: str = _f("imagenet", "imagenet (torch cache), none, or a local weight file")
+    image_size: int = _f(224, "input size in pixels (plain square resize)")
+    prototypes_per_class: int = _f(10, "prototypes per class (P = this × classes)")
+    prototype_depth: int = _f(128, "prototype depth D")
+    add_on: str = _f("bottleneck", "add-on layers: bottleneck (original) | regular")
+    activation: str = _f("log", "similarity: log = log((d+1)/(d+eps)) | linear = -d")
+    epsilon: float = _f(1e-4, "epsilon of the log similarity")
+
+
+@dataclass
+class BatchConfig:
+    """Global batch sizes (split evenly over processes under torchrun)."""
+
+    train: int = _f(80, "training batch size")
+    test: int = _f(100, "evaluation batch size")
+    push: int = _f(75, "push batch size")
+
+
+@dataclass
+class LossConfig:
+    """Coefficients of loss = ce·CE + cluster·Clst + separation·Sep + l1·L1(wrong class)."""
+
+    cross_entropy: float = _f(1.0, "cross-entropy")
+    cluster: float = _f(0.8, "cluster cost (min distance to an own-class prototype)")
+    separation: float = _f(-0.08, "separation cost (min distance to another class's prototype)")
+    l1: float = _f(1e-4, "L1 of the last layer's wrong-class connections")
+
+
+@dataclass
+class ScheduleConfig:
+    """How many epochs of which phase, and when to push (SPEC §3)."""
+
+    epochs: int = _f(31, "training epochs (warm-up + joint), counted from 0")
+    warm_epochs: int = _f(5, "first epochs train only add-on layers and prototypes")
+    push_start: int = _f(10, "first push after this epoch")
+    push_every: int = _f(10, "then push every this many epochs")
+    push_at_end: bool = _f(True, "also push after the last epoch when it is not a push epoch")
+    last_layer_epochs: int = _f(20, "last-layer epochs after each push (not for linear)")
+
+
+@dataclass
+class WarmConfig:
+    """Warm-up optimiser (Adam): trunk frozen."""
+
+    add_on_lr: float = _f(3e-3, "add-on learning rate")
+    add_on_weight_decay: float = _f(1e-3, "add-on weight decay")
+    prototypes_lr: float = _f(3e-3, "prototype learning rate")
+
+
+@dataclass
+class JointConfig:
+    """Joint optimiser (Adam) and its StepLR, stepped before each joint epoch as the original."""
+
+    features_lr: float = _f(1e-4, "trunk learning rate")
+    features_weight_decay: float = _f(1e-3, "trunk weight decay")
+    add_on_lr: float = _f(3e-3, "add-on learning rate")
+    add_on_weight_decay: float = _f(1e-3, "add-on weight decay")
+    prototypes_lr: float = _f(3e-3, "prototype learning rate")
+    lr_step: int = _f(5, "StepLR step size (decays land at epochs 9, 14, 19, … by default)")
+    lr_gamma: float = _f(0.1, "StepLR factor")
+
+
+@dataclass
+class LastLayerConfig:
+    """Last-layer optimiser (Adam)."""
+
+    lr: float = _f(1e-4, "last-layer learning rate")
+
+
+@dataclass
+class DeviceConfig:
+    """Where and how to compute (the --device option overrides ``name``)."""
+
+    name: str = _f("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = _f(True, "bf16 autocast for training steps on CUDA (ignored on CPU)")
+    channels_last: bool = _f(True, "channels-last memory format on CUDA (ignored on CPU)")
+
+
+@dataclass
+class RunConfig:
+    """A whole training run."""
+
+    seed: int = _f(0, "seed of initialisation, shuffling, augmentation and validation split")
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    warm: WarmConfig = field(default_factory=WarmConfig)
+    joint: JointConfig = field(default_factory=JointConfig)
+    last_layer: LastLayerConfig = field(default_factory=LastLayerConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dictionary (JSON / TOML ready)."""
+        return dataclasses.asdict(self)
+
+
+_CHOICES = {
+    ("data", "augmentation"): ("none", "online", "offline"),
+    ("model", "add_on"): ("bottleneck", "regular"),
+    ("model", "activation"): ("log", "linear"),
+}
+
+
+def _convert(value: Any, kind: type, key: str, source: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind in (int, float, str, bool) and type(value) is not kind:
+        raise UserError(
+            f"{source}: key '{key}' must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            raise UserError(
+                f"{source}: unknown key '{name}'; see 'protoexplain config --print-default'"
+            )
+        kind = known[key].type
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
+        if dataclasses.is_dataclass(kind) or isinstance(kind, str):
+            sub = _SECTIONS.get(key)
+            if sub is None or not isinstance(value, dict):
+                raise UserError(f"{source}: '{name}' must be a [{name}] table")
+            kwargs[key] = _build(sub, value, f"{name}.", source)
+        else:
+            kwargs[key] = _convert(value, kind, name, source)
+    return cls(**kwargs)
+
+
+_SECTIONS = {f.name: f.default_factory for f in fields(RunConfig) if f.name != "seed"}
+
+
+def validate(config: RunConfig, source: str = "config") -> RunConfig:
+    """Check value ranges and choices; raise :class:`UserError` naming the key."""
+    for (section, key), choices in _CHOICES.items():
+        value = getattr(getattr(config, section), key)
+        if value not in choices:
+            raise UserError(f"{source}: {section}.{key} = {value!r}; use one of {choices}")
+    positive = {
+        "batch.train": config.batch.train,
+        "batch.test": config.batch.test,
+        "batch.push": config.batch.push,
+        "model.image_size": config.model.image_size,
+        "model.prototypes_per_class": config.model.prototypes_per_class,
+        "model.prototype_depth": config.model.prototype_depth,
+        "schedule.push_every": config.schedule.push_every,
+        "joint.lr_step": config.joint.lr_step,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise UserError(f"{source}: {key} must be at least 1, got {value}")
+    if not 0 <= config.data.validation_fraction < 1:
+        raise UserError(f"{source}: data.validation_fraction must be in [0, 1)")
+    schedule = config.schedule
+    if min(schedule.epochs, schedule.warm_epochs, schedule.last_layer_epochs) < 0:
+        raise UserError(f"{source}: schedule epochs must not be negative")
+    if config.data.augmentation == "offline" and not config.data.train_augmented:
+        raise UserError(f"{source}: augmentation = 'offline' needs data.train_augmented")
+    return config
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
+    """Build and validate a :class:`RunConfig` from a (TOML-shaped) dictionary."""
+    return validate(_build(RunConfig, data, "", source), source)
+
+
+def load_config(path: str | os.PathLike) -> RunConfig:
+    """Read a TOML config; relative data paths are taken relative to the config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} not found; write one with 'protoexplain config'")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise UserError(f"{path} is not valid TOML: {error}") from error
+    config = config_from_dict(data, str(path))
+    return resolve_paths(config, path.parent)
+
+
+def resolve_paths(config: RunConfig, base: str | os.PathLike) -> RunConfig:
+    """Make the non-empty data paths absolute, relative to ``base``."""
+    for name in ("train", "test", "push", "train_augmented"):
+        value = getattr(config.data, name)
+        if value:
+            setattr(config.data, name, str((Path(base) / value).resolve()))
+    if config.model.weights not in ("imagenet", "none", "") and not os.path.isabs(
+        config.model.weights
+    ):
+        candidate = Path(base) / config.model.weights
+        if candidate.exists():
+            config.model.weights = str(candidate.resolve())
+    return config
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return json.dumps(value)
+
+
+def dump_config(config: RunConfig, header: str = "") -> str:
+    """TOML text of ``config`` with one comment per key (readable back by :func:`load_config`)."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    sections = []
+    for item in fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value):
+            sections.append((item.name, value))
+        else:
+            lines.append(f"{item.name} = {_toml_value(value)}  # {item.metadata['doc']}")
+    for name, section in sections:
+        lines += ["", f"# {type(section).__doc__}", f"[{name}]"]
+        for sub in fields(section):
+            value = _toml_value(getattr(section, sub.name))
+            lines.append(f"{sub.name} = {value}  # {sub.metadata['doc']}")
+    return "\n".join(lines) + "\n"
+
+
+def default_config_text() -> str:
+    """A commented TOML config with every default (SPEC §3); fill in the data paths."""
+    header = (
+        "protoexplain training config (defaults = the original ProtoPNet settings).\n"
+        "Fill in data.train and data.test, then run: protoexplain train --config THIS_FILE"
+    )
+    return dump_config(RunConfig(), header)

@@ -1,0 +1,127 @@
+"""One pass over the data: a training epoch of a phase, or an evaluation."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.training.distributed import DistContext, all_reduce_sum
+from protoexplain.training.losses import LossWeights, protopnet_loss
+
+TERMS = ("loss", "ce", "cluster", "separation", "l1")
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Mixed precision and memory format for a device."""
+
+    bf16: bool = False
+    channels_last: bool = False
+
+    @classmethod
+    def for_device(cls, device: torch.device, bf16: bool, channels_last: bool) -> Precision:
+        on_cuda = device.type == "cuda"
+        return cls(bf16=bf16 and on_cuda, channels_last=channels_last and on_cuda)
+
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        if not self.bf16:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+    def prepare(self, images: torch.Tensor, device: torch.device) -> torch.Tensor:
+        images = images.to(device, non_blocking=True)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        return images
+
+
+class DetailsForward(nn.Module):
+    """``forward`` returns (logits, min_distances), so DDP can wrap the training forward."""
+
+    def __init__(self, model: ProtoPNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        output = self.model.forward_details(x)
+        return output.logits, output.min_distances
+
+
+def run_epoch(
+    model: ProtoPNet,
+    forward: nn.Module,
+    batches: Iterable[Any],
+    optimizer: torch.optim.Optimizer,
+    weights: LossWeights,
+    context: DistContext,
+    precision: Precision = Precision(),
+    *,
+    description: str = "train",
+    max_batches: int | None = None,
+) -> dict[str, float]:
+    """Train one epoch; returns the mean loss terms and accuracy over all processes' samples."""
+    sums = torch.zeros(len(TERMS) + 2, dtype=torch.float64)  # terms…, correct, count
+    bar = tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+    for number, batch in enumerate(bar):
+        if max_batches is not None and number >= max_batches:
+            break
+        images = precision.prepare(batch[0], context.device)
+        labels = batch[1].to(context.device)
+        with precision.autocast(context.device):
+            logits, min_distances = forward(images)
+        loss, terms = protopnet_loss(
+            logits, min_distances, labels, model.prototype_class, model.last_layer.weight, weights
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        size = labels.shape[0]
+        values = [loss.detach(), *terms.values()]
+        sums[: len(TERMS)] += torch.tensor([float(v) * size for v in values], dtype=torch.float64)
+        sums[-2] += float((logits.argmax(dim=1) == labels).sum())
+        sums[-1] += size
+        bar.set_postfix(
+            {name: f"{float(v):.3g}" for name, v in zip(TERMS, values, strict=True)}
+            | {"acc": f"{float(sums[-2] / sums[-1]):.3f}"}
+        )
+    sums = all_reduce_sum(sums, context)
+    count = max(float(sums[-1]), 1.0)
+    result = {name: float(sums[i]) / count for i, name in enumerate(TERMS)}
+    result["train_acc"] = float(sums[-2]) / count
+    return result
+
+
+@torch.inference_mode()
+def evaluate(
+    model: ProtoPNet,
+    batches: Iterable[Any],
+    context: DistContext,
+    precision: Precision = Precision(),
+    *,
+    description: str = "evaluate",
+    max_batches: int | None = None,
+) -> float:
+    """Accuracy over all processes' samples (``nan`` for no samples); the model is not changed."""
+    was_training = model.training
+    model.eval()
+    counts = torch.zeros(2, dtype=torch.float64)
+    for number, batch in enumerate(
+        tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+    ):
+        if max_batches is not None and number >= max_batches:
+            break
+        images = precision.prepare(batch[0], context.device)
+        with precision.autocast(context.device):
+            logits = model(images)
+        counts[0] += float((logits.argmax(dim=1).cpu() == batch[1]).sum())
+        counts[1] += batch[1].shape[0]
+    counts = all_reduce_sum(counts, context)
+    model.train(was_training)
+    return float(counts[0] / counts[1]) if counts[1] > 0 else float("nan")

@@ -1,0 +1,132 @@
+"""End-to-end runs: config errors, dry run, run folder, kill + resume."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from protoexplain.data import generate_synthetic
+from protoexplain.errors import UserError
+from protoexplain.fileio import read_json
+from protoexplain.training import default_config_text, load_config
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+CONFIG = """
+seed = 3
+[data]
+train = "{data}/train"
+test = "{data}/test"
+augmentation = "none"
+validation_fraction = 0.25
+[model]
+backbone = "small_cnn"
+weights = "none"
+image_size = 32
+prototypes_per_class = 2
+prototype_depth = 16
+[batch]
+train = 8
+test = 16
+push = 8
+[schedule]
+epochs = 3
+warm_epochs = 1
+push_start = 2
+push_every = 10
+last_layer_epochs = 2
+"""
+
+
+def protoexplain(*args, popen=False):
+    command = [sys.executable, "-m", "protoexplain", *args]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    if popen:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train_data")
+    generate_synthetic(root / "synth", "mixed", seed=0, size=32, train_per_class=4,
+                       test_per_class=2, progress=False)
+    path = root / "run.toml"
+    path.write_text(CONFIG.format(data=(root / "synth").as_posix()), encoding="utf-8")
+    return path
+
+
+def weights(run: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(run / "model" / "model.safetensors"))
+
+
+def test_default_config_round_trips_and_unknown_keys_fail(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text(default_config_text(), encoding="utf-8")
+    config = load_config(path)
+    assert (config.batch.train, config.batch.test, config.batch.push) == (80, 100, 75)
+    assert (config.loss.cluster, config.loss.separation, config.loss.l1) == (0.8, -0.08, 1e-4)
+    path.write_text(default_config_text() + "\n[extra]\nx = 1\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"extra.*c\.toml|c\.toml.*extra"):
+        load_config(path)
+    path.write_text(default_config_text().replace("[joint]", "[joint]\nweight_decay_rate = 1"))
+    with pytest.raises(UserError, match=r"joint\.weight_decay_rate"):
+        load_config(path)
+
+
+def test_dry_run_writes_a_complete_run_folder(config_file, tmp_path):
+    result = protoexplain("train", "--config", str(config_file), "--out", str(tmp_path / "run"),
+                          "--dry-run", "--device", "cpu")
+    assert result.returncode == 0, result.stderr[-2000:]
+    run = tmp_path / "run"
+    for name in ("config.toml", "run.json", "metrics.csv", "train.log",
+                 "checkpoints/last/training.json", "model/model.json",
+                 "model/prototypes/records.csv"):
+        assert (run / name).is_file(), name
+    phases = [row["phase"] for row in read_json(run / "checkpoints/last/training.json")
+              ["progress"]["metrics"]]
+    assert phases == ["warm", "joint", "push", "last_layer"]
+    assert "trained model" in result.stdout
+
+
+def test_kill_and_resume_gives_the_uninterrupted_weights(config_file, tmp_path):
+    full = protoexplain("train", "--config", str(config_file), "--out", str(tmp_path / "full"),
+                        "--device", "cpu")
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed = tmp_path / "killed"
+    process = protoexplain("train", "--config", str(config_file), "--out", str(killed),
+                           "--device", "cpu", popen=True)
+    state = killed / "checkpoints" / "last" / "training.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if state.is_file() and read_json(state)["progress"]["completed_steps"] >= 2:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model").exists()
+    resumed = protoexplain("train", "--config", str(config_file), "--out", str(killed),
+                           "--device", "cpu", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    expected, got = weights(tmp_path / "full"), weights(killed)
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    metrics = (killed / "metrics.csv").read_text().splitlines()
+    assert len(metrics) == len((tmp_path / "full" / "metrics.csv").read_text().splitlines())
+
+
+def test_rerun_into_a_used_folder_is_a_user_error(config_file, tmp_path):
+    (tmp_path / "checkpoints" / "last").mkdir(parents=True)
+    result = protoexplain("train", "--config", str(config_file), "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "--resume" in result.stderr
