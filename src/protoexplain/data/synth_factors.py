@@ -64,21 +64,18 @@ def _isolated(
 
 
 def _mixed() -> Preset:
+    hues = ((0.0, "red"), (0.25, "chartreuse"), (0.5, "cyan"), (0.75, "violet"))
     classes = []
-    for body_hue, hue_name in ((0.0, "red"), (0.62, "blue")):
+    for body_hue, hue_name in hues:
         for head_shape, shape_name in (("ellipse", "round"), ("triangle", "pointed")):
-            for wing_texture in ("stripes", "dots"):
-                name = f"c{len(classes)}_{hue_name}-body_{shape_name}-head_{wing_texture}-wing"
-                fixed = {
-                    ("body", "hue"): body_hue,
-                    ("head", "shape"): head_shape,
-                    ("wing", "texture"): wing_texture,
-                }
-                classes.append(ClassSpec(name, fixed))
+            name = f"c{len(classes)}_{hue_name}-body_{shape_name}-head"
+            fixed = {("body", "hue"): body_hue, ("head", "shape"): head_shape}
+            classes.append(ClassSpec(name, fixed))
     return Preset(
         "mixed",
-        "8 classes = body hue (red/blue) × head shape (round/pointed) × wing texture "
-        "(stripes/dots); everything else random",
+        "8 classes = body hue (red/chartreuse/cyan/violet) × head shape (round/pointed); "
+        "everything else random. Classes of one hue differ only in the head's shape, classes "
+        "of one head shape only in the body's hue",
         None,
         tuple(classes),
     )

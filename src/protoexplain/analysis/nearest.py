@@ -1,0 +1,139 @@
+"""Global analysis: each prototype's k nearest images, one best patch per image (SPEC §5).
+
+The search is the one vectorised :func:`protoexplain.training.find_nearest_patches` (which also
+keeps each neighbour's distance map, so boxes need no second pass). This module adds
+``nearest.csv`` (``rank`` starts at 1; boxes are high-activation boxes in pixels of the model's
+input size, end exclusive) and, per (prototype, rank), the patch and the heatmap overlay with the
+box drawn in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from protoexplain.analysis.evaluate import check_classes
+from protoexplain.analysis.heatmap import boxes, crop, draw_box, save_png, upsample
+from protoexplain.analysis.local import prepare_image
+from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
+from protoexplain.errors import UserError
+from protoexplain.fileio import atomic_open
+from protoexplain.models import ProtoPNet
+from protoexplain.training import find_nearest_patches
+from protoexplain.training.artifacts import heatmap_overlay
+
+NEAREST_COLUMNS = [
+    "prototype", "prototype_class", "rank", "image", "image_index", "image_class",
+    "distance", "cell_h", "cell_w", "h0", "h1", "w0", "w1",
+]
+
+
+@dataclass
+class Neighbours:
+    """(P, k) arrays, best first: dataset index (−1 where fewer than k images), distance, best
+    cell; ``similarity_maps`` (P, k, H', W') of each neighbour image."""
+
+    image_index: np.ndarray
+    distance: np.ndarray
+    cell_h: np.ndarray
+    cell_w: np.ndarray
+    similarity_maps: np.ndarray
+
+
+def open_dataset(model: ProtoPNet, root: str | Path) -> ImageFolderDataset:
+    """The images of ``root`` with the model's evaluation transform, class count checked."""
+    spec = model.spec
+    dataset = ImageFolderDataset(root, eval_transform(spec.image_size, spec.mean, spec.std))
+    check_classes(model, dataset.classes, "the model", Path(root))
+    return dataset
+
+
+def find_neighbours(
+    model: ProtoPNet,
+    dataset: ImageFolderDataset,
+    k: int,
+    *,
+    batch_size: int = 75,
+    workers: int = 0,
+    progress: bool = False,
+) -> Neighbours:
+    """The ``k`` nearest images of every prototype among all images of ``dataset``."""
+    if k < 1:
+        raise UserError(f"--k must be at least 1 (got {k})")
+    loader = make_loader(dataset, batch_size=batch_size, workers=workers)
+    was_training = model.training
+    try:
+        found = find_nearest_patches(model, loader, k, False, keep_maps=True, progress=progress)
+    finally:
+        model.train(was_training)
+    with torch.inference_mode():
+        similarity = model.distance_to_similarity(found.maps.to(model.prototype_vectors.device))
+    return Neighbours(
+        image_index=found.image_index.numpy().astype(np.int64),
+        distance=found.distance.float().numpy(),
+        cell_h=found.cell_h.numpy().astype(np.int64),
+        cell_w=found.cell_w.numpy().astype(np.int64),
+        similarity_maps=similarity.float().cpu().numpy(),
+    )
+
+
+def nearest_table(
+    model: ProtoPNet,
+    dataset: ImageFolderDataset,
+    neighbours: Neighbours,
+    out_dir: str | Path | None = None,
+    *,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """The rows of ``nearest.csv``; with ``out_dir``, also the patch and heatmap images."""
+    size = model.spec.image_size
+    j, r = np.nonzero(neighbours.image_index >= 0)
+    maps = neighbours.similarity_maps[j, r]
+    ha = boxes(maps, size) if len(j) else np.zeros((0, 4), dtype=np.int64)
+    index = neighbours.image_index[j, r]
+    if out_dir is not None:
+        uses: dict[int, list[int]] = defaultdict(list)
+        for row, image_index in enumerate(index.tolist()):
+            uses[image_index].append(row)
+        for image_index in tqdm(sorted(uses), desc="nearest images", disable=not progress):
+            picture = prepare_image(dataset.load_image(image_index), size).permute(1, 2, 0).numpy()
+            rows = uses[image_index]
+            for row, activation in zip(rows, upsample(maps[rows], size), strict=True):
+                stem = Path(out_dir) / f"p{j[row]:04d}_r{r[row] + 1:02d}"
+                save_png(f"{stem}_patch.png", crop(picture, ha[row]))
+                save_png(f"{stem}_heatmap.png",
+                         draw_box(heatmap_overlay(picture, activation), ha[row]))
+    labels = np.asarray(dataset.targets)
+    return pd.DataFrame(
+        {
+            "prototype": j,
+            "prototype_class": model.prototype_class.cpu().numpy()[j],
+            "rank": r + 1,
+            "image": [dataset.samples[i][0].relative_to(dataset.root).as_posix() for i in index],
+            "image_index": index,
+            "image_class": labels[index],
+            "distance": neighbours.distance[j, r],
+            "cell_h": neighbours.cell_h[j, r],
+            "cell_w": neighbours.cell_w[j, r],
+            "h0": ha[:, 0],
+            "h1": ha[:, 1],
+            "w0": ha[:, 2],
+            "w1": ha[:, 3],
+        },
+        columns=NEAREST_COLUMNS,
+    )
+
+
+def save_nearest(table: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write ``nearest.csv`` into ``out_dir``."""
+    path = Path(out_dir) / "nearest.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w", newline="") as handle:
+        table.to_csv(handle, index=False)
+    return path

@@ -1,0 +1,75 @@
+"""Write modified copies of an image folder, as the original workflow did, for inspection."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from protoexplain.data import save_image
+from protoexplain.data.loader import LoadFailure
+from protoexplain.errors import UserError
+from protoexplain.explain.modifications import ModificationSetting
+
+FORMATS = ("png", "jpg")
+
+
+def setting_folder(setting: ModificationSetting) -> str:
+    """``<name>_<strength>`` (strength in its shortest form, e.g. ``contrast_0.45``)."""
+    return f"{setting.name}_{setting.strength:g}"
+
+
+class _Writer(Dataset):
+    def __init__(self, dataset: Any, settings: Sequence[ModificationSetting], out_dir: Path,
+                 image_format: str) -> None:  # fmt: skip
+        self.dataset, self.settings = dataset, list(settings)
+        self.out_dir, self.suffix = out_dir, f".{image_format}"
+
+    def __len__(self) -> int:
+        return len(self.dataset.samples)
+
+    def __getitem__(self, index: int) -> int | LoadFailure:
+        path = Path(self.dataset.samples[index][0])
+        try:
+            image = self.dataset.load_image(index)
+        except UserError as error:
+            return LoadFailure(index, str(path), str(error))
+        relative = path.relative_to(self.dataset.root).with_suffix(self.suffix)
+        for setting in self.settings:
+            save_image(setting.apply(image), self.out_dir / setting_folder(setting) / relative)
+        return len(self.settings)
+
+
+def _keep(items: list) -> list:
+    return items
+
+
+def write_modified_folder(
+    dataset: Any,
+    out_dir: str | os.PathLike,
+    settings: Sequence[ModificationSetting],
+    image_format: str = "png",
+    workers: int = 0,
+    progress: bool = True,
+) -> tuple[int, list[str]]:
+    """Write ``out_dir/<name>_<strength>/<class>/<file>`` for every image and setting.
+
+    PNG (lossless) by default; ``jpg`` at quality 95. Returns (files written, skipped images).
+    """
+    if image_format not in FORMATS:
+        raise UserError(f"unknown image format {image_format!r}; use png or jpg")
+    writer = _Writer(dataset, settings, Path(out_dir), image_format)
+    loader = DataLoader(writer, batch_size=1, num_workers=workers, collate_fn=_keep)
+    written, skipped = 0, []
+    for (item,) in tqdm(loader, unit="img", desc="modify", disable=not progress):
+        if isinstance(item, LoadFailure):
+            if getattr(dataset, "on_error", "error") == "error":
+                raise UserError(f"{item.message} (or use --on-error skip)")
+            skipped.append(item.path)
+        else:
+            written += item
+    return written, skipped

@@ -1,0 +1,68 @@
+"""Model inputs for the engine: each image with all its modified versions, or the original only.
+
+``faithful``: the modifications run at the image's native resolution inside DataLoader workers,
+then every version is resized and normalised with the evaluation transform. ``fast``: only the
+original is loaded; :func:`modify_on_device` derives the versions from the resized batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from protoexplain.explain.modifications import ModificationSetting
+
+
+def image_versions(
+    image: Image.Image, settings: Sequence[ModificationSetting]
+) -> list[Image.Image]:
+    """The original followed by one modified copy per setting (all RGB, native resolution)."""
+    modified = [setting.apply(image) for setting in settings]
+    return [image, *(m if m.mode == "RGB" else m.convert("RGB") for m in modified)]
+
+
+class VersionedImages(Dataset):
+    """Items ``(versions (1 + K, 3, H, W), label, index)`` of an image dataset.
+
+    ``settings`` empty gives ``(1, 3, H, W)`` (the fast mode's input). Wraps any dataset with
+    ``load_image(i)`` and ``samples`` (path, label); keeps its ``on_error`` policy.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        settings: Sequence[ModificationSetting],
+        transform: Callable[[Image.Image], torch.Tensor],
+    ) -> None:
+        self.dataset = dataset
+        self.settings = list(settings)
+        self.transform = transform
+        self.samples = dataset.samples
+        self.on_error = getattr(dataset, "on_error", "error")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        versions = image_versions(self.dataset.load_image(index), self.settings)
+        stacked = torch.stack([self.transform(version) for version in versions])
+        return stacked, int(self.samples[index][1]), index
+
+
+def modify_on_device(
+    originals: torch.Tensor,
+    settings: Sequence[ModificationSetting],
+    mean: Sequence[float],
+    std: Sequence[float],
+) -> torch.Tensor:
+    """(B, 3, H, W) normalised originals → (B, 1 + K, 3, H, W) with batched modifications."""
+    mean_t = torch.tensor(mean, dtype=originals.dtype, device=originals.device).view(1, 3, 1, 1)
+    std_t = torch.tensor(std, dtype=originals.dtype, device=originals.device).view(1, 3, 1, 1)
+    unit = (originals * std_t + mean_t).clamp(0, 1)
+    versions = [originals]
+    versions += [(s.apply_batch(unit).clamp(0, 1) - mean_t) / std_t for s in settings]
+    return torch.stack(versions, dim=1)

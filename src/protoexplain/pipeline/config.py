@@ -1,0 +1,106 @@
+"""The pipeline config: one TOML file from data to report.
+
+``[dataset]`` says where images come from, ``[train]`` is a whole training config (the same
+sections as ``protoexplain config --print-default``; data paths are filled in by the pipeline when
+left empty), and ``[prune]``, ``[nearest]``, ``[explain]``, ``[report]`` configure the later steps.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protoexplain.errors import UserError
+from protoexplain.tomlconfig import from_dict, read_toml
+from protoexplain.training.config import config_from_dict
+
+SOURCES = ("synthetic", "folder", "cub")
+
+
+@dataclass
+class DatasetSection:
+    """Where the images come from."""
+
+    source: str = "synthetic"  # synthetic | folder (root/train, root/test) | cub (unpacked CUB)
+    root: str = ""
+    preset: str = "mixed"
+    size: int = 128
+    train_per_class: int = 60
+    test_per_class: int = 20
+    seed: int = 0
+    image_format: str = "jpg"
+
+
+@dataclass
+class PruneSection:
+    """Optional pruning after training (original: k 6, τ 3, 100 last-layer epochs)."""
+
+    enabled: bool = False
+    k: int = 6
+    tau: int = 3
+    last_layer_epochs: int = 100
+
+
+@dataclass
+class NearestSection:
+    """Nearest training patches per prototype."""
+
+    enabled: bool = True
+    k: int = 5
+
+
+@dataclass
+class ExplainSection:
+    """Explanation scores (Nauta et al.) on each split."""
+
+    splits: list[str] = field(default_factory=lambda: ["train", "test"])
+    family: str = "paper"
+    mode: str = "faithful"
+    modifications: list[str] = field(default_factory=list)
+    strengths: dict[str, list[float]] = field(default_factory=dict)
+    batch_size: int = 64
+    workers: int = 0
+    local_top_k: int = 0
+    max_images: int = 0
+
+
+@dataclass
+class ReportSection:
+    """The HTML report."""
+
+    enabled: bool = True
+    max_prototype_pages: int = 0
+    workers: int = 1
+
+
+@dataclass
+class PipelineConfig:
+    """Everything ``protoexplain run`` does."""
+
+    dataset: DatasetSection = field(default_factory=DatasetSection)
+    prune: PruneSection = field(default_factory=PruneSection)
+    nearest: NearestSection = field(default_factory=NearestSection)
+    explain: ExplainSection = field(default_factory=ExplainSection)
+    report: ReportSection = field(default_factory=ReportSection)
+    train: dict[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+
+
+def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]:
+    """Read and check a pipeline config; returns it with the folder relative paths start from."""
+    path = Path(path)
+    config = from_dict(PipelineConfig, read_toml(path), str(path))
+    base = path.resolve().parent
+    if config.dataset.source not in SOURCES:
+        raise UserError(f"{path}: dataset.source must be one of {SOURCES}")
+    if config.dataset.source != "synthetic":
+        if not config.dataset.root:
+            raise UserError(f"{path}: dataset.root is needed for source '{config.dataset.source}'")
+        config.dataset.root = str((base / config.dataset.root).resolve())
+    for split in config.explain.splits:
+        if split not in ("train", "test"):
+            raise UserError(f"{path}: explain.splits may hold 'train' and 'test', not {split!r}")
+    config_from_dict(config.train, f"{path} [train]")
+    return config, base

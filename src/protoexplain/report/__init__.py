@@ -1,0 +1,1 @@
+"""Explanation figures and the static HTML report (``protoexplain report``)."""

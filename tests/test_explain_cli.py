@@ -1,0 +1,87 @@
+"""The ``modify`` and ``explain`` commands, including a kill during ``explain`` and a rerun."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from protoexplain.cli import main
+from protoexplain.explain import get_modification
+from protoexplain.models import ModelSpec, ProtoPNet, save_model
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+OUTPUTS = ["local_scores.parquet", "global_scores.csv", "stats.json", "summary.txt", "explain.json"]
+
+
+def _folder(root: Path, per_class: int, size: int) -> Path:
+    rng = np.random.default_rng(1)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:03d}.png")
+    return root
+
+
+def _model(path: Path) -> Path:
+    torch.manual_seed(0)
+    save_model(ProtoPNet(ModelSpec("small_cnn", 2, (4, 16, 1, 1), image_size=32)), path)
+    return path
+
+
+def test_modify_writes_png_copies(tmp_path, capsys):
+    data = _folder(tmp_path / "in", 2, 24)
+    code = main(["modify", str(data), str(tmp_path / "out"), "--modifications", "hue", "shape",
+                 "--strength", "hue=0.25"])  # fmt: skip
+    assert code == 0 and "8 images written" in capsys.readouterr().out.replace("\n", " ")
+    written = Image.open(tmp_path / "out" / "hue_0.25" / "b" / "001.png")
+    expected = get_modification("hue")(Image.open(data / "b" / "001.png").convert("RGB"), 0.25)
+    np.testing.assert_array_equal(np.asarray(written), np.asarray(expected))
+    assert (tmp_path / "out" / "shape_4" / "a" / "000.png").is_file()
+
+
+def test_bad_strength_is_a_user_error(tmp_path, capsys):
+    data = _folder(tmp_path / "in", 1, 16)
+    assert main(["modify", str(data), str(tmp_path / "o"), "--strength", "hue"]) == 2
+    assert "hue=0.1" in capsys.readouterr().err
+
+
+def _explain_command(model: Path, data: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "protoexplain", "explain", str(model), str(data), str(out),
+            "--device", "cpu", "--workers", "0", "--batch-size", "2", "--chunk-images", "2",
+            "--bootstrap", "10", "--local-top-k", "3", "--modifications", "hue", "shape",
+            "texture"]  # fmt: skip
+
+
+def test_kill_during_explain_then_rerun_gives_same_files(tmp_path):
+    data = _folder(tmp_path / "data", 10, 64)
+    model = _model(tmp_path / "model")
+    env = {**os.environ, "PYTHONPATH": SRC}
+    reference = tmp_path / "reference"
+    subprocess.run(_explain_command(model, data, reference), env=env, check=True,
+                   capture_output=True)  # fmt: skip
+    out = tmp_path / "out"
+    process = subprocess.Popen(_explain_command(model, data, out), env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while not list((out / "parts").glob("state-*.safetensors")) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    if process.returncode != -signal.SIGKILL:
+        pytest.fail("explain finished before it could be killed; the test needs more images")
+    assert not (out / "local_scores.parquet").exists()
+    subprocess.run(_explain_command(model, data, out), env=env, check=True, capture_output=True)
+    for name in OUTPUTS:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert not (out / "parts").exists()
