@@ -62,8 +62,12 @@ def test_two_process_run_equals_single_process_run(tmp_path):
     single = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
     ddp = load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))
     assert single.keys() == ddp.keys()
+    # Adam divides by the gradient's running RMS, so for weights with tiny gradients the
+    # all-reduce's different summation order (~1e-7 relative) can move a weight by a small
+    # fraction of one learning-rate step (3e-3 here); measured up to ~2e-4 after these 9 steps.
+    # A sharding or averaging bug moves weights by whole steps.
     for name in single:
-        assert torch.allclose(single[name].float(), ddp[name].float(), rtol=1e-4, atol=1e-5), name
+        assert torch.allclose(single[name].float(), ddp[name].float(), rtol=1e-4, atol=1e-3), name
     for kind in ("rf", "ha"):
         pushed_single = np.load(tmp_path / "single/model/prototypes" / f"boxes_{kind}.npy")
         pushed_ddp = np.load(tmp_path / "ddp/model/prototypes" / f"boxes_{kind}.npy")
@@ -71,4 +75,4 @@ def test_two_process_run_equals_single_process_run(tmp_path):
     push_single = load_file(str(tmp_path / "single/checkpoints/push-e002/model.safetensors"))
     push_ddp = load_file(str(tmp_path / "ddp/checkpoints/push-e002/model.safetensors"))
     assert torch.allclose(push_single["prototype_vectors"], push_ddp["prototype_vectors"],
-                          rtol=1e-4, atol=1e-5)
+                          rtol=1e-4, atol=1e-3)

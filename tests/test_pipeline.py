@@ -1,0 +1,188 @@
+"""``protoexplain run``: every output exists and parses, reruns skip, a killed run completes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from protoexplain.models import load_model
+from protoexplain.pipeline import load_pipeline_config, run_pipeline
+from protoexplain.pipeline.summary import dominant_characteristics
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+TINY_CONFIG = """
+[dataset]
+source = "synthetic"
+preset = "mixed"
+size = 32
+train_per_class = 4
+test_per_class = 2
+seed = 1
+
+[train]
+seed = 0
+[train.data]
+augmentation = "none"
+validation_fraction = 0.25
+[train.model]
+backbone = "small_cnn"
+weights = "none"
+image_size = 32
+prototypes_per_class = 1
+prototype_depth = 8
+[train.batch]
+train = 16
+test = 32
+push = 32
+[train.schedule]
+epochs = 2
+warm_epochs = 1
+push_start = 1
+push_every = 1
+last_layer_epochs = 1
+
+[nearest]
+k = 2
+
+[explain]
+splits = ["train", "test"]
+batch_size = 16
+workers = 0
+
+[report]
+max_prototype_pages = 2
+workers = 1
+"""
+
+EXPECTED_FILES = [
+    "data/train", "data/test", "data/factors.csv",
+    "train.toml", "train/metrics.csv", "train/model/model.json",
+    "train/model/model.safetensors", "train/model/prototypes/records.csv",
+    "evaluation/metrics.json", "evaluation/per_class.csv", "evaluation/confusion.csv",
+    "nearest/nearest.csv",
+    "explain/train/global_scores.csv", "explain/train/local_scores.parquet",
+    "explain/train/stats.json", "explain/test/global_scores.csv",
+    "explain/test/local_scores.parquet", "explain/test/stats.json",
+    "report/index.html",
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.toml"
+    path.write_text(TINY_CONFIG, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_config, tmp_path_factory) -> Path:
+    config, _ = load_pipeline_config(tiny_config)
+    run_dir = tmp_path_factory.mktemp("run")
+    outcomes = run_pipeline(config, run_dir, device="cpu", log=lambda line: None)
+    assert [o.status for o in outcomes] == [
+        "ran", "ran", "disabled", "ran", "ran", "ran", "ran"
+    ]
+    return run_dir
+
+
+def test_every_expected_output_exists_and_parses(finished_run):
+    for name in EXPECTED_FILES:
+        assert (finished_run / name).exists(), name
+    metrics = json.loads((finished_run / "evaluation" / "metrics.json").read_text())
+    assert 0.0 <= metrics["models"][0]["top1"] <= 1.0
+    model = load_model(finished_run / "train" / "model")
+    assert model.num_prototypes == 8
+    for split in ("train", "test"):
+        scores = pd.read_csv(finished_run / "explain" / split / "global_scores.csv")
+        assert set(scores["prototype"]) == set(range(8))
+        assert set(scores["modification"]) == {
+            "contrast", "saturation", "hue", "brightness", "shape", "texture"
+        }
+        local = pd.read_parquet(finished_run / "explain" / split / "local_scores.parquet")
+        assert len(local) == len(list((finished_run / "data" / split).rglob("*.png"))) * 8 * 6
+    stats = json.loads((finished_run / "explain" / "test" / "stats.json").read_text())
+    assert stats
+    nearest = pd.read_csv(finished_run / "nearest" / "nearest.csv")
+    assert set(nearest["prototype"]) == set(range(8))
+    html = (finished_run / "report" / "index.html").read_text(encoding="utf-8")
+    assert "c0_red-body_round-head" in html
+
+
+def test_rerun_skips_every_finished_step(finished_run, tiny_config):
+    config, _ = load_pipeline_config(tiny_config)
+    before = (finished_run / "train" / "model" / "model.safetensors").stat().st_mtime_ns
+    outcomes = run_pipeline(config, finished_run, device="cpu", log=lambda line: None)
+    assert {o.status for o in outcomes} == {"skipped", "disabled"}
+    assert (finished_run / "train" / "model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tiny_config,
+                                                               tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished_run, run_dir)
+    config, _ = load_pipeline_config(tiny_config)
+    config.explain.splits = ["test"]
+    shutil.rmtree(run_dir / "explain")
+    outcomes = {o.name: o.status for o in run_pipeline(config, run_dir, device="cpu",
+                                                       log=lambda line: None)}
+    assert outcomes == {"data": "skipped", "train": "skipped", "prune": "disabled",
+                        "evaluate": "skipped", "nearest": "skipped", "explain": "ran",
+                        "report": "ran"}
+
+
+def test_dominant_characteristic_per_class_is_the_largest_mean():
+    scores = pd.DataFrame({
+        "prototype": [0, 0, 1, 1, 2, 2],
+        "prototype_class": [0, 0, 0, 0, 1, 1],
+        "modification": ["hue", "shape"] * 3,
+        "strength": [0.1, 4.0] * 3,
+        "weighted_delta": [1.0, 0.5, 0.2, 0.9, -0.1, 0.3],
+    })
+    table = dominant_characteristics(scores)
+    # class 0: hue mean 0.6, shape mean 0.7 -> shape; class 1: shape 0.3 > hue -0.1
+    assert table["characteristic"].tolist() == ["shape", "shape"]
+    assert table["importance"].tolist() == pytest.approx([0.7, 0.3])
+    assert table["prototypes"].tolist() == [2, 1]
+
+
+def test_killed_run_completes_with_the_same_results(finished_run, tiny_config, tmp_path):
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    command = [sys.executable, "-m", "protoexplain", "run", str(tiny_config),
+               "--out", str(run_dir), "--device", "cpu"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (run_dir / "train" / "checkpoints" / "last").exists():
+        assert process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (run_dir / "report" / "index.html").exists()
+
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pipeline finished" in result.stdout
+    for name in EXPECTED_FILES:
+        assert (run_dir / name).exists(), name
+    first = load_model(finished_run / "train" / "model").state_dict()
+    second = load_model(run_dir / "train" / "model").state_dict()
+    for key, value in first.items():
+        torch.testing.assert_close(second[key], value, msg=key)
+    for split in ("train", "test"):
+        a = pd.read_csv(finished_run / "explain" / split / "global_scores.csv")
+        b = pd.read_csv(run_dir / "explain" / split / "global_scores.csv")
+        pd.testing.assert_frame_equal(a, b)
