@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from protoexplain.errors import UserError
+
 ORDER = 40
 
 _MODES_HELP = (
@@ -54,6 +56,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.add_argument("--strengths", action="append", default=[], metavar="NAME=V1,V2,...",
                          help="one or more strengths of a modification (repeatable), "
                          "e.g. hue=0.05,0.1,0.2 for a dose-response")
+    explain.add_argument("--calibrate", type=float, default=None, metavar="DELTA_E",
+                         help="choose each modification's strength so that its mean CIEDE2000 "
+                         "change on a sample of DATA_DIR equals DELTA_E (e.g. 5); the chosen "
+                         "strengths are recorded in explain.json")
+    explain.add_argument("--calibration-images", type=int, default=32, metavar="N",
+                         help="images sampled for --calibrate (default: 32)")
     explain.add_argument("--mode", choices=("faithful", "fast"), default="faithful",
                          help=_MODES_HELP)
     explain.add_argument("--batch-size", type=int, default=32,
@@ -120,6 +128,20 @@ def _modify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace, dataset, config) -> dict:
+    """Set ``config.strengths`` to equal-ΔE strengths; return the calibration record."""
+    from protoexplain.explain.families.calibration import calibrate_strengths, sample_images
+
+    if args.strengths:
+        raise UserError("give either --strengths or --calibrate, not both")
+    calibration = calibrate_strengths(
+        sample_images(dataset, args.calibration_images, args.seed), args.family,
+        args.calibrate, names=args.modifications,
+    )
+    config.strengths = calibration.strengths()
+    return calibration.to_dict()
+
+
 def _explain(args: argparse.Namespace) -> int:
     from protoexplain.data import ImageFolderDataset
     from protoexplain.explain.engine import ExplainConfig, run_explain
@@ -145,8 +167,11 @@ def _explain(args: argparse.Namespace) -> int:
         config.device = str(context.device)
         model = load_model(args.model_dir, device=context.device)
         dataset = ImageFolderDataset(args.data_dir, on_error=args.on_error)
+        describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
+        if args.calibrate is not None:
+            describe["calibration"] = _calibrate(args, dataset, config)
         result = run_explain(model, dataset, args.out_dir, config, compare_with=args.compare_with,
-                             describe={"model": str(args.model_dir), "data": str(args.data_dir)})
+                             describe=describe)
     finally:
         shutdown(context)
     if result is not None:

@@ -1,0 +1,281 @@
+"""Faithfulness benchmark: do explanations recover the factor that defines the classes?
+
+For each isolated synthetic preset (classes differ in one factor only) a small ProtoPNet is
+trained, then explained with every modification family; we report how often each prototype's
+most important characteristic is the true factor, and the true factor's mean rank, for the
+trained model and for a control (same trunk, re-initialised prototypes and last layer).
+Calibrated variants also give dose–response curves (importance against mean ΔE2000).
+"""
+
+from __future__ import annotations
+
+import copy
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from protoexplain import __version__
+from protoexplain.benchmark.plots import plot_dose_response
+from protoexplain.benchmark.ranking import TRUE_FACTOR, factor_ranks, summarise_ranks
+from protoexplain.benchmark.tables import markdown_table, recommend_family
+from protoexplain.data import ImageFolderDataset, eval_transform, generate_synthetic, make_loader
+from protoexplain.device import resolve_device
+from protoexplain.errors import UserError
+from protoexplain.explain import explain_dataset
+from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
+from protoexplain.fileio import atomic_open, write_json
+from protoexplain.models import load_model
+from protoexplain.training import config_from_dict, train
+
+#: Benchmarked variants: name → (modification family, calibrated strengths?).
+VARIANTS = {
+    "paper": ("paper", False),
+    "paper+calibrated": ("paper", True),
+    "perceptual": ("perceptual", False),
+    "perceptual+calibrated": ("perceptual", True),
+}
+RESULT_COLUMNS = (
+    "preset", "family", "model", "accuracy", "top1_share", "mean_rank", "n_prototypes", "tops",
+)
+DOSE_COLUMNS = (
+    "preset", "family", "model", "modification", "target", "strength", "delta_e", "importance",
+)
+
+
+@dataclass(frozen=True)
+class FaithfulnessConfig:
+    """Sizes of the benchmark (the defaults are the full run; see :func:`quick_config`)."""
+
+    presets: tuple[str, ...] = ("hue", "shape", "texture", "contrast", "saturation")
+    image_size: int = 64
+    train_per_class: int = 40
+    test_per_class: int = 15
+    prototypes_per_class: int = 4
+    prototype_depth: int = 64
+    epochs: int = 22
+    warm_epochs: int = 2
+    push_every: int = 11
+    last_layer_epochs: int = 3
+    batch_size: int = 32
+    features_lr: float = 3e-3
+    calibration_images: int = 16
+    calibration_target: float = DEFAULT_TARGET
+    dose_targets: tuple[float, ...] = field(default=(2.5, DEFAULT_TARGET, 10.0))
+    seed: int = 0
+
+
+def quick_config(**overrides) -> FaithfulnessConfig:
+    """A few-minute configuration on two CPU cores (``--quick``)."""
+    quick = FaithfulnessConfig(
+        train_per_class=16, test_per_class=4, prototype_depth=32, epochs=5, warm_epochs=1,
+        push_every=5, last_layer_epochs=2, calibration_images=4,
+    )
+    return replace(quick, **overrides)
+
+
+def _train_config(config: FaithfulnessConfig, data: Path) -> dict:
+    return {
+        "seed": config.seed,
+        "data": {
+            "train": str(data / "train"), "test": str(data / "test"),
+            "augmentation": "none", "validation_fraction": 0.0,
+        },
+        "model": {
+            "backbone": "small_cnn", "weights": "none", "image_size": config.image_size,
+            "prototypes_per_class": config.prototypes_per_class,
+            "prototype_depth": config.prototype_depth, "add_on": "regular",
+        },
+        "batch": {"train": config.batch_size, "test": 100, "push": 100},
+        "schedule": {
+            "epochs": config.epochs, "warm_epochs": config.warm_epochs,
+            "push_start": config.push_every, "push_every": config.push_every,
+            "push_at_end": True, "last_layer_epochs": config.last_layer_epochs,
+        },
+        "joint": {"features_lr": config.features_lr, "lr_step": 1000},
+    }
+
+
+def control_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` with its trained trunk and add-on layers, but prototypes drawn anew
+    (uniform [0, 1), as at initialisation) and the last layer reset to +1 / −0.5."""
+    control = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        fresh = torch.rand(control.prototype_vectors.shape, generator=generator)
+        control.prototype_vectors.copy_(fresh.to(control.prototype_vectors))
+    control.set_class_connections(-0.5)
+    return control.eval()
+
+
+@torch.inference_mode()
+def test_accuracy(model: torch.nn.Module, root: Path, device: torch.device) -> float:
+    """Top-1 accuracy of ``model`` on the ImageFolder tree ``root``."""
+    spec = model.spec
+    transform = eval_transform(spec.image_size, spec.mean, spec.std)
+    dataset = ImageFolderDataset(root, transform=transform)
+    model = model.to(device).eval()
+    correct = 0
+    for batch in make_loader(dataset, batch_size=100):
+        logits = model(batch.images.to(device))
+        correct += int((logits.argmax(1).cpu() == batch.labels).sum())
+    return correct / len(dataset)
+
+
+def _sample(root: Path, count: int, seed: int) -> list[Image.Image]:
+    files = sorted(root.glob("*/*.png"))
+    chosen = np.random.default_rng(seed).choice(len(files), min(count, len(files)), replace=False)
+    return [Image.open(files[i]).convert("RGB") for i in sorted(chosen)]
+
+
+def _calibrated_strengths(
+    sample: list[Image.Image], family: str, targets: tuple[float, ...]
+) -> tuple[dict[str, dict[float, float]], dict[float, dict]]:
+    """``{modification: {target: strength}}`` and the calibration records per target."""
+    by_name: dict[str, dict[float, float]] = {}
+    records = {}
+    for target in targets:
+        calibration = calibrate_strengths(sample, family, target)
+        records[target] = calibration.to_dict()
+        for result in calibration.results:
+            by_name.setdefault(result.name, {})[target] = result.strength
+    return by_name, records
+
+
+def _at_target(scores: pd.DataFrame, chosen: dict[str, dict[float, float]], target: float):
+    wanted = scores["modification"].map(lambda name: chosen[name][target])
+    return scores[np.isclose(scores["strength"], wanted)].drop_duplicates(
+        ["prototype", "modification"]
+    )
+
+
+def _dose_rows(preset, variant, kind, scores, chosen, records) -> list[dict]:
+    rows = []
+    for target, record in records.items():
+        delta_e = {r["name"]: r["delta_e"] for r in record["modifications"]}
+        subset = _at_target(scores, chosen, target)
+        for name, group in subset.groupby("modification"):
+            rows.append({
+                "preset": preset, "family": variant, "model": kind, "modification": name,
+                "target": target, "strength": chosen[name][target], "delta_e": delta_e[name],
+                "importance": float(group["weighted_delta"].mean()),
+            })
+    return rows
+
+
+@dataclass
+class _PresetResult:
+    rows: list[dict]
+    per_prototype: list[pd.DataFrame]
+    dose: list[dict]
+    calibration: dict
+
+
+def _explain_preset(
+    preset: str, config: FaithfulnessConfig, data: Path, models: dict, accuracy: float,
+    device: torch.device,
+) -> _PresetResult:
+    factor = TRUE_FACTOR[preset]
+    sample = _sample(data / "train", config.calibration_images, config.seed)
+    targets = tuple(sorted({*config.dose_targets, config.calibration_target}))
+    calibrated = {
+        fam: _calibrated_strengths(sample, fam, targets) for fam in ("paper", "perceptual")
+    }
+    test = ImageFolderDataset(data / "test")
+    out = _PresetResult([], [], [], {fam: rec for fam, (_, rec) in calibrated.items()})
+    for kind, model in models.items():
+        for variant, (family, use_calibration) in VARIANTS.items():
+            strengths = None
+            if use_calibration:
+                chosen = calibrated[family][0]
+                strengths = {name: sorted(set(v.values())) for name, v in chosen.items()}
+            result = explain_dataset(
+                model, test, family=family, strengths=strengths, mode="faithful", bootstrap=0,
+                device=str(device), batch_size=config.batch_size, seed=config.seed,
+            )
+            scores = result.global_scores
+            if use_calibration:
+                records = out.calibration[family]
+                out.dose += _dose_rows(preset, variant, kind, scores, chosen, records)
+                scores = _at_target(scores, chosen, config.calibration_target)
+            ranks = factor_ranks(scores, factor)
+            tops = ranks["top"].value_counts()
+            out.rows.append({
+                "preset": preset, "family": variant, "model": kind, "accuracy": accuracy,
+                **summarise_ranks(ranks),
+                "tops": " ".join(f"{name}:{count}" for name, count in tops.items()),
+            })
+            out.per_prototype.append(ranks.assign(preset=preset, family=variant, model=kind))
+    return out
+
+
+def run_faithfulness(
+    config: FaithfulnessConfig, out_dir: str | Path, device: str = "auto", progress: bool = True
+) -> dict:
+    """Run the benchmark into ``out_dir``; return a summary (files written, recommended family)."""
+    unknown = sorted(set(config.presets) - set(TRUE_FACTOR))
+    if unknown:
+        raise UserError(f"unknown presets {unknown}; choose from {sorted(TRUE_FACTOR)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch_device = resolve_device(device)
+    started = time.perf_counter()
+    results: list[_PresetResult] = []
+    for preset in tqdm(config.presets, desc="faithfulness", unit="preset", disable=not progress):
+        data = out / "data" / preset
+        generate_synthetic(
+            data, preset, seed=config.seed, size=config.image_size,
+            train_per_class=config.train_per_class, test_per_class=config.test_per_class,
+            progress=False,
+        )
+        run_config = config_from_dict(_train_config(config, data), f"benchmark {preset}")
+        model_dir = train(run_config, out / "runs" / preset, device=torch_device)
+        model = load_model(model_dir).eval()
+        accuracy = test_accuracy(model, data / "test", torch_device)
+        models = {"trained": model, "control": control_model(model, config.seed + 1)}
+        results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
+    return _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
+
+
+def _write_outputs(
+    config: FaithfulnessConfig, out: Path, results: list[_PresetResult], seconds: float,
+    device: torch.device,
+) -> dict:
+    table = pd.DataFrame([r for res in results for r in res.rows], columns=list(RESULT_COLUMNS))
+    dose = pd.DataFrame([r for res in results for r in res.dose], columns=list(DOSE_COLUMNS))
+    per_prototype = pd.concat([p for res in results for p in res.per_prototype])
+    per_prototype = per_prototype[["preset", "family", "model", "prototype", "rank", "top"]]
+    with atomic_open(out / "faithfulness.csv", newline="") as handle:
+        table.to_csv(handle, index=False)
+    with atomic_open(out / "per_prototype.csv", newline="") as handle:
+        per_prototype.to_csv(handle, index=False)
+    with atomic_open(out / "dose_response.csv", newline="") as handle:
+        dose.to_csv(handle, index=False)
+    recommended = recommend_family(table)
+    with atomic_open(out / "faithfulness.md", encoding="utf-8") as handle:
+        handle.write(markdown_table(table, recommended))
+    figures = [plot_dose_response(dose, preset, out / f"dose_{preset}.png")
+               for preset in config.presets]
+    summary = {
+        "config": asdict(config),
+        "recommended_family": recommended,
+        "wall_seconds": round(seconds, 1),
+        "device": str(device),
+        "versions": {"protoexplain": __version__, "torch": torch.__version__,
+                     "python": platform.python_version()},
+        "calibration": {
+            preset: {fam: {str(t): rec for t, rec in by_target.items()}
+                     for fam, by_target in res.calibration.items()}
+            for preset, res in zip(config.presets, results, strict=True)
+        },
+        "files": ["faithfulness.csv", "faithfulness.md", "per_prototype.csv",
+                  "dose_response.csv", *[f.name for f in figures]],
+    }
+    write_json(out / "benchmark.json", summary)
+    return summary

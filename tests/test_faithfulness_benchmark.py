@@ -1,0 +1,118 @@
+"""The faithfulness benchmark: ranking logic, the control model, and a tiny end-to-end run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from protoexplain.benchmark import factor_ranks, quick_config, run_faithfulness, summarise_ranks
+from protoexplain.benchmark.faithfulness import DOSE_COLUMNS, RESULT_COLUMNS, control_model
+from protoexplain.benchmark.tables import recommend_family
+from protoexplain.models import ModelSpec, ProtoPNet
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _scores(rows: dict[int, dict[str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"prototype": p, "modification": m, "weighted_delta": v}
+         for p, values in rows.items() for m, v in values.items()]
+    )
+
+
+def test_factor_ranks_by_hand():
+    scores = _scores({
+        0: {"hue": 3.0, "shape": 1.0, "texture": 2.0},  # hue first
+        1: {"hue": 1.0, "shape": 5.0, "texture": 2.0},  # hue third
+        2: {"hue": 2.0, "shape": 2.0, "texture": 0.0},  # tie for first: rank 1.5
+    })
+    ranks = factor_ranks(scores, "hue")
+    assert ranks["rank"].tolist() == [1.0, 3.0, 1.5]
+    assert ranks["top"].tolist()[:2] == ["hue", "shape"]
+    summary = summarise_ranks(ranks)
+    assert summary["top1_share"] == pytest.approx(1 / 3)
+    assert summary["mean_rank"] == pytest.approx(5.5 / 3)
+    assert summary["n_prototypes"] == 3
+
+
+def test_factor_ranks_refuses_two_strengths_per_modification():
+    scores = pd.concat([_scores({0: {"hue": 1.0}}), _scores({0: {"hue": 2.0}})])
+    with pytest.raises(ValueError):
+        factor_ranks(scores, "hue")
+
+
+def test_recommend_family_prefers_hue_and_shape_recovery():
+    table = pd.DataFrame([
+        {"preset": "hue", "family": "a", "model": "trained", "top1_share": 0.9},
+        {"preset": "shape", "family": "a", "model": "trained", "top1_share": 0.8},
+        {"preset": "texture", "family": "a", "model": "trained", "top1_share": 0.0},
+        {"preset": "hue", "family": "b", "model": "trained", "top1_share": 0.5},
+        {"preset": "shape", "family": "b", "model": "trained", "top1_share": 0.5},
+        {"preset": "texture", "family": "b", "model": "trained", "top1_share": 1.0},
+        {"preset": "hue", "family": "b", "model": "control", "top1_share": 1.0},
+    ])
+    assert recommend_family(table) == "a"
+
+
+def test_control_keeps_the_trunk_and_redraws_prototypes():
+    spec = ModelSpec(backbone="small_cnn", num_classes=2, class_names=["a", "b"],
+                     prototype_shape=(4, 8, 1, 1), image_size=32)
+    model = ProtoPNet(spec)
+    with torch.no_grad():
+        model.last_layer.weight.fill_(0.3)
+    control = control_model(model, seed=3)
+    for name, value in model.features.state_dict().items():
+        assert torch.equal(value, control.features.state_dict()[name])
+    assert not torch.equal(model.prototype_vectors, control.prototype_vectors)
+    assert control.prototype_vectors.min() >= 0 and control.prototype_vectors.max() < 1
+    expected = torch.tensor([[1.0, 1.0, -0.5, -0.5], [-0.5, -0.5, 1.0, 1.0]])
+    assert torch.equal(control.last_layer.weight, expected)
+    assert torch.equal(model.last_layer.weight, torch.full((2, 4), 0.3))  # original untouched
+
+
+def test_tiny_benchmark_writes_its_tables(tmp_path):
+    config = quick_config(
+        presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
+        push_every=2, last_layer_epochs=1, calibration_images=2, prototype_depth=8,
+        dose_targets=(5.0,), batch_size=8,
+    )
+    summary = run_faithfulness(config, tmp_path, device="cpu", progress=False)
+    table = pd.read_csv(tmp_path / "faithfulness.csv")
+    assert tuple(table.columns) == RESULT_COLUMNS
+    assert set(table["family"]) == {"paper", "paper+calibrated", "perceptual",
+                                    "perceptual+calibrated"}
+    assert set(table["model"]) == {"trained", "control"}
+    assert table["top1_share"].between(0, 1).all()
+    assert table["mean_rank"].between(1, 6).all()
+    assert (table["n_prototypes"] == 16).all()
+    dose = pd.read_csv(tmp_path / "dose_response.csv")
+    assert tuple(dose.columns) == DOSE_COLUMNS
+    assert set(dose["family"]) == {"paper+calibrated", "perceptual+calibrated"}
+    per_prototype = pd.read_csv(tmp_path / "per_prototype.csv")
+    assert len(per_prototype) == 8 * 16
+    markdown = (tmp_path / "faithfulness.md").read_text(encoding="utf-8")
+    assert markdown.startswith("| preset | family |")
+    assert summary["recommended_family"] in markdown
+    assert (tmp_path / "dose_hue.png").stat().st_size > 0
+    assert summary["calibration"]["hue"]["perceptual"]["5.0"]["metric"] == "CIEDE2000"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    return subprocess.run([sys.executable, "-m", "protoexplain", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_cli_help_and_user_error(tmp_path):
+    result = _cli("benchmark", "faithfulness", "--help")
+    assert result.returncode == 0 and "--quick" in result.stdout
+    result = _cli("benchmark", "faithfulness", "--quick", "--presets", "nope",
+                  "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "nope" in result.stderr and "Traceback" not in result.stderr
