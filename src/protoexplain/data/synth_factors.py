@@ -66,16 +66,16 @@ def _isolated(
 def _mixed() -> Preset:
     hues = ((0.0, "red"), (0.25, "chartreuse"), (0.5, "cyan"), (0.75, "violet"))
     classes = []
-    for body_hue, hue_name in hues:
-        for head_shape, shape_name in (("ellipse", "round"), ("triangle", "pointed")):
-            name = f"c{len(classes)}_{hue_name}-body_{shape_name}-head"
-            fixed = {("body", "hue"): body_hue, ("head", "shape"): head_shape}
+    for head_hue, hue_name in hues:
+        for body_shape, shape_name in (("ellipse", "round"), ("triangle", "pointed")):
+            name = f"c{len(classes)}_{hue_name}-head_{shape_name}-body"
+            fixed = {("head", "hue"): head_hue, ("body", "shape"): body_shape}
             classes.append(ClassSpec(name, fixed))
     return Preset(
         "mixed",
-        "8 classes = body hue (red/chartreuse/cyan/violet) × head shape (round/pointed); "
-        "everything else random. Classes of one hue differ only in the head's shape, classes "
-        "of one head shape only in the body's hue",
+        "8 classes = head hue (red/chartreuse/cyan/violet) × body shape (round/pointed); "
+        "everything else random. Classes with one head hue differ only in the body's shape, "
+        "classes with one body shape only in the head's hue",
         None,
         tuple(classes),
     )

@@ -5,6 +5,10 @@ single command could not have written. A step is complete when its marker
 ``RUN_DIR/.pipeline/<step>.json`` exists with the same settings digest; complete steps are skipped,
 so an interrupted run continues where it stopped (the commands themselves resume their own work).
 Changing a step's settings redoes that step and every step after it.
+
+Under ``torchrun`` the steps that shard their work (training, explanation) run in every process;
+the others run in process 0 while the rest wait for the step's marker (the run folder must be on
+a file system all processes share).
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class Step:
     settings: Callable[[PipelineConfig], object]
     run: Callable[[Context], None]
     enabled: Callable[[PipelineConfig], bool] = field(default=lambda config: True)
+    every_process: bool = False  # runs in every torchrun process (it shards its own work)
 
 
 def _command(context: Context, *args: str | os.PathLike) -> None:
@@ -169,11 +174,12 @@ def _report(context: Context) -> None:
 
 STEPS: tuple[Step, ...] = (
     Step("data", lambda c: asdict(c.dataset), _data),
-    Step("train", lambda c: c.train, _train),
+    Step("train", lambda c: c.train, _train, every_process=True),
     Step("prune", lambda c: asdict(c.prune), _prune, lambda c: c.prune.enabled),
     Step("evaluate", lambda c: None, _evaluate),
     Step("nearest", lambda c: asdict(c.nearest), _nearest, lambda c: c.nearest.enabled),
-    Step("explain", lambda c: asdict(c.explain), _explain, lambda c: bool(c.explain.splits)),
+    Step("explain", lambda c: asdict(c.explain), _explain, lambda c: bool(c.explain.splits),
+         every_process=True),
     Step("report", lambda c: asdict(c.report), _report, lambda c: c.report.enabled),
 )
 
@@ -191,12 +197,29 @@ class StepOutcome:
     seconds: float = 0.0
 
 
+def _is_complete(marker: Path, digest: str) -> bool:
+    return marker.is_file() and read_json(marker).get("digest") == digest
+
+
+def _wait_for_process_zero(marker: Path, digest: str, step: str, since: float) -> None:
+    """Other torchrun processes wait while process 0 runs a single-process step."""
+    failed = marker.with_suffix(".failed")
+    while not _is_complete(marker, digest):
+        if failed.is_file() and failed.stat().st_mtime >= since:
+            raise UserError(f"step {step} failed in process 0; see its output")
+        time.sleep(1.0)
+
+
 def run_pipeline(
     config: PipelineConfig, run_dir: str | os.PathLike, *, device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> list[StepOutcome]:
     """Run every enabled step not yet complete; returns what ran and what was skipped."""
     run_dir = Path(run_dir)
+    rank = int(os.environ.get("RANK", "0"))
+    if rank != 0:
+        log = _silent
+    started_at = time.time()
     run_dir.mkdir(parents=True, exist_ok=True)
     context = Context(config, run_dir, device, log)
     markers = run_dir / MARKER_DIR
@@ -208,14 +231,31 @@ def run_pipeline(
             continue
         upstream = _digest([upstream, step.name, step.settings(config)])
         marker = markers / f"{step.name}.json"
-        if marker.is_file() and read_json(marker).get("digest") == upstream:
+        if _is_complete(marker, upstream):
             log(f"[{step.name}] complete, skipped")
             outcomes.append(StepOutcome(step.name, "skipped"))
             continue
+        if rank != 0 and not step.every_process:
+            _wait_for_process_zero(marker, upstream, step.name, started_at)
+            outcomes.append(StepOutcome(step.name, "ran"))
+            continue
         log(f"[{step.name}] running")
         started = time.perf_counter()
-        step.run(context)
+        try:
+            step.run(context)
+        except BaseException:
+            if rank == 0 and not step.every_process:
+                marker.parent.mkdir(parents=True, exist_ok=True)
+                marker.with_suffix(".failed").touch()
+            raise
         seconds = time.perf_counter() - started
-        write_json(marker, {"step": step.name, "digest": upstream, "seconds": round(seconds, 2)})
+        if rank == 0:
+            marker.with_suffix(".failed").unlink(missing_ok=True)
+            write_json(marker, {"step": step.name, "digest": upstream,
+                                "seconds": round(seconds, 2)})
         outcomes.append(StepOutcome(step.name, "ran", seconds))
     return outcomes
+
+
+def _silent(line: str) -> None:
+    """Processes other than 0 print nothing of the pipeline's own."""
