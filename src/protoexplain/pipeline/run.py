@@ -105,8 +105,8 @@ def _data(context: Context) -> None:
 def _train(context: Context) -> None:
     train_config = config_from_dict(context.config.train, "[train]")
     data = train_config.data
-    data.train = data.train or str(context.train_dir)
-    data.test = data.test or str(context.test_dir)
+    data.train = data.train or str(context.train_dir.resolve())
+    data.test = data.test or str(context.test_dir.resolve())
     config_path = context.run_dir / "train.toml"
     config_path.write_text(
         dump_config(train_config, "training config written by 'protoexplain run'"),
