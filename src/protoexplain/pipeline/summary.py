@@ -47,12 +47,12 @@ def summary_lines(run_dir: str | Path, class_names: list[str] | None = None) -> 
         if scores_file.is_file():
             table = dominant_characteristics(pd.read_csv(scores_file))
             lines.append(f"most important characteristic per prototype class ({split} split):")
-            for row in table.itertuples():
-                name = (class_names[row.prototype_class]
-                        if class_names and row.prototype_class < len(class_names)
-                        else str(row.prototype_class))
+            names = [class_names[c] if class_names and c < len(class_names) else str(c)
+                     for c in table["prototype_class"]]
+            width = max(map(len, names), default=0)
+            for name, row in zip(names, table.itertuples(), strict=True):
                 lines.append(
-                    f"  {name:<24} {row.characteristic:<11} {row.importance:+.3f} "
+                    f"  {name:<{width}}  {row.characteristic:<11} {row.importance:+.3f} "
                     f"({row.prototypes} prototypes)"
                 )
             break

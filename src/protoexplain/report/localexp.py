@@ -17,6 +17,7 @@ import torch
 
 from protoexplain.analysis.local import prepare_image
 from protoexplain.models import ProtoPNet
+from protoexplain.report.scores import is_primary
 from protoexplain.training.push import high_activation_boxes
 
 BATCH_ROWS = 1 << 20
@@ -62,7 +63,7 @@ def select_examples(
         for batch in parquet.iter_batches(columns=columns, batch_size=BATCH_ROWS)
     ]
     rows = pd.concat(parts) if parts else pd.DataFrame(columns=columns)
-    rows = rows[rows["strength"].to_numpy() == rows["modification"].map(primary).to_numpy()]
+    rows = rows[is_primary(rows, primary)]
     examples = []
     for image, group in rows.groupby("image", sort=True):
         similarity = group.groupby("prototype")["orig_similarity"].first()

@@ -28,10 +28,18 @@ def primary_strengths(scores: pd.DataFrame) -> dict[str, float]:
     return result
 
 
+def is_primary(frame: pd.DataFrame, primary: dict[str, float]) -> np.ndarray:
+    """Mask of rows at their characteristic's primary strength.
+
+    The local table stores strengths as float32, so equality is checked to float32 precision.
+    """
+    wanted = frame["modification"].map(primary).to_numpy(dtype=float)
+    return np.isclose(frame["strength"].to_numpy(dtype=float), wanted, rtol=1e-6, atol=0.0)
+
+
 def at_primary(scores: pd.DataFrame, primary: dict[str, float]) -> pd.DataFrame:
     """The rows of ``scores`` at each characteristic's primary strength."""
-    keep = scores["strength"].to_numpy() == scores["modification"].map(primary).to_numpy()
-    return scores[keep]
+    return scores[is_primary(scores, primary)]
 
 
 def score_matrix(scores: pd.DataFrame, primary: dict[str, float]) -> pd.DataFrame:
@@ -57,7 +65,7 @@ def _moments(local_path: Path, primary: dict[str, float]) -> pd.DataFrame:
     columns = ["prototype", "modification", "strength", "delta"]
     for batch in pq.ParquetFile(local_path).iter_batches(columns=columns, batch_size=1 << 20):
         frame = batch.to_pandas()
-        frame = frame[frame["strength"].to_numpy() == frame["modification"].map(primary).to_numpy()]
+        frame = frame[is_primary(frame, primary)]
         frame = frame.assign(sq=frame["delta"] ** 2)
         parts.append(
             frame.groupby(["prototype", "modification"]).agg(
