@@ -53,7 +53,7 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str, prefix: str = "")
     for key, value in data.items():
         name = f"{prefix}{key}"
         if key not in known:
-            raise UserError(f"{source}: unknown key '{name}'")
+            raise UserError(f"{source}: unknown key '{name}' (check its spelling and section)")
         kind = hints[key]
         if dataclasses.is_dataclass(kind):
             if not isinstance(value, dict):

@@ -14,9 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from protoexplain.errors import UserError
+from protoexplain.tomlconfig import from_dict, read_toml
 
 
 def _f(default: Any, doc: str) -> Any:
@@ -149,40 +148,6 @@ _CHOICES = {
 }
 
 
-def _convert(value: Any, kind: type, key: str, source: str) -> Any:
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float, str, bool) and type(value) is not kind:
-        raise UserError(
-            f"{source}: key '{key}' must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
-    known = {f.name: f for f in fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if key not in known:
-            raise UserError(
-                f"{source}: unknown key '{name}'; see 'protoexplain config --print-default'"
-            )
-        kind = known[key].type
-        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(kind, kind)
-        if dataclasses.is_dataclass(kind) or isinstance(kind, str):
-            sub = _SECTIONS.get(key)
-            if sub is None or not isinstance(value, dict):
-                raise UserError(f"{source}: '{name}' must be a [{name}] table")
-            kwargs[key] = _build(sub, value, f"{name}.", source)
-        else:
-            kwargs[key] = _convert(value, kind, name, source)
-    return cls(**kwargs)
-
-
-_SECTIONS = {f.name: f.default_factory for f in fields(RunConfig) if f.name != "seed"}
-
-
 def validate(config: RunConfig, source: str = "config") -> RunConfig:
     """Check value ranges and choices; raise :class:`UserError` naming the key."""
     for (section, key), choices in _CHOICES.items():
@@ -214,7 +179,7 @@ def validate(config: RunConfig, source: str = "config") -> RunConfig:
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
     """Build and validate a :class:`RunConfig` from a (TOML-shaped) dictionary."""
-    return validate(_build(RunConfig, data, "", source), source)
+    return validate(from_dict(RunConfig, data, source), source)
 
 
 def load_config(path: str | os.PathLike) -> RunConfig:
@@ -222,11 +187,7 @@ def load_config(path: str | os.PathLike) -> RunConfig:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"config file {path} not found; write one with 'protoexplain config'")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML: {error}") from error
-    config = config_from_dict(data, str(path))
+    config = config_from_dict(read_toml(path), str(path))
     return resolve_paths(config, path.parent)
 
 
