@@ -51,20 +51,25 @@ DOSE_COLUMNS = (
 
 @dataclass(frozen=True)
 class FaithfulnessConfig:
-    """Sizes of the benchmark (the defaults are the full run; see :func:`quick_config`)."""
+    """Sizes of the benchmark (the defaults are the full run; see :func:`quick_config`).
+
+    The training recipe suits ``small_cnn`` from scratch (see the demo config): no warm-up, a
+    trunk learning rate without decay, and two pushes (after epoch ``epochs // 2`` and after the
+    last epoch), each followed by ``last_layer_epochs`` last-layer epochs.
+    """
 
     presets: tuple[str, ...] = ("hue", "shape", "texture", "contrast", "saturation")
     image_size: int = 64
-    train_per_class: int = 40
-    test_per_class: int = 15
+    train_per_class: int = 150
+    test_per_class: int = 25
     prototypes_per_class: int = 4
-    prototype_depth: int = 64
-    epochs: int = 22
-    warm_epochs: int = 2
-    push_every: int = 11
-    last_layer_epochs: int = 3
+    prototype_depth: int = 32
+    epochs: int = 30
+    warm_epochs: int = 0
+    last_layer_epochs: int = 8
     batch_size: int = 32
     features_lr: float = 3e-3
+    last_layer_lr: float = 1e-3
     calibration_images: int = 16
     calibration_target: float = DEFAULT_TARGET
     dose_targets: tuple[float, ...] = field(default=(2.5, DEFAULT_TARGET, 10.0))
@@ -74,13 +79,14 @@ class FaithfulnessConfig:
 def quick_config(**overrides) -> FaithfulnessConfig:
     """A few-minute configuration on two CPU cores (``--quick``)."""
     quick = FaithfulnessConfig(
-        train_per_class=16, test_per_class=4, prototype_depth=32, epochs=5, warm_epochs=1,
-        push_every=5, last_layer_epochs=2, calibration_images=4,
+        train_per_class=16, test_per_class=4, prototype_depth=16, epochs=4,
+        last_layer_epochs=2, calibration_images=4,
     )
     return replace(quick, **overrides)
 
 
 def _train_config(config: FaithfulnessConfig, data: Path) -> dict:
+    first_push = max(config.epochs // 2 - 1, 0)
     return {
         "seed": config.seed,
         "data": {
@@ -95,10 +101,13 @@ def _train_config(config: FaithfulnessConfig, data: Path) -> dict:
         "batch": {"train": config.batch_size, "test": 100, "push": 100},
         "schedule": {
             "epochs": config.epochs, "warm_epochs": config.warm_epochs,
-            "push_start": config.push_every, "push_every": config.push_every,
+            "push_start": first_push, "push_every": max(config.epochs - 1 - first_push, 1),
             "push_at_end": True, "last_layer_epochs": config.last_layer_epochs,
         },
-        "joint": {"features_lr": config.features_lr, "lr_step": 1000},
+        "joint": {
+            "features_lr": config.features_lr, "features_weight_decay": 0.0, "lr_step": 1000,
+        },
+        "last_layer": {"lr": config.last_layer_lr},
     }
 
 

@@ -23,14 +23,10 @@ TEXTURE_TEMPLATE = 7
 TEXTURE_SEARCH = 21
 
 
-def _contrast_batch(images: torch.Tensor, strength: float) -> torch.Tensor:
-    return TF.adjust_contrast(images, strength)
-
-
 @register_modification(
     "contrast",
     default_strength=0.45,
-    batch=_contrast_batch,
+    batch=TF.adjust_contrast,
     description="blend toward the image's mean grey; factor (1 = unchanged, 0 = flat grey)",
 )
 def contrast(image: Image.Image, strength: float) -> Image.Image:
@@ -38,14 +34,10 @@ def contrast(image: Image.Image, strength: float) -> Image.Image:
     return TF.adjust_contrast(image, strength)
 
 
-def _saturation_batch(images: torch.Tensor, strength: float) -> torch.Tensor:
-    return TF.adjust_saturation(images, strength)
-
-
 @register_modification(
     "saturation",
     default_strength=0.7,
-    batch=_saturation_batch,
+    batch=TF.adjust_saturation,
     description="blend toward grayscale; factor (1 = unchanged, 0 = grayscale)",
 )
 def saturation(image: Image.Image, strength: float) -> Image.Image:
@@ -53,14 +45,10 @@ def saturation(image: Image.Image, strength: float) -> Image.Image:
     return TF.adjust_saturation(image, strength)
 
 
-def _hue_batch(images: torch.Tensor, strength: float) -> torch.Tensor:
-    return TF.adjust_hue(images, strength)
-
-
 @register_modification(
     "hue",
     default_strength=0.1,
-    batch=_hue_batch,
+    batch=TF.adjust_hue,
     description="rotate hue by a fraction of the circle in [-0.5, 0.5] (0.1 = 36°)",
 )
 def hue(image: Image.Image, strength: float) -> Image.Image:
@@ -68,14 +56,10 @@ def hue(image: Image.Image, strength: float) -> Image.Image:
     return TF.adjust_hue(image, strength)
 
 
-def _brightness_batch(images: torch.Tensor, strength: float) -> torch.Tensor:
-    return TF.adjust_brightness(images, strength)
-
-
 @register_modification(
     "brightness",
     default_strength=0.8,
-    batch=_brightness_batch,
+    batch=TF.adjust_brightness,
     description="multiply intensities; factor (1 = unchanged, 0 = black)",
 )
 def brightness(image: Image.Image, strength: float) -> Image.Image:
