@@ -9,35 +9,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from helpers_training import TINY_TRAIN_CONFIG
 from protoexplain.data import generate_synthetic
 from protoexplain.fileio import read_json
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-CONFIG = """
-seed = 5
-[data]
-train = "{data}/train"
-test = "{data}/test"
-augmentation = "none"
-validation_fraction = 0.25
-[model]
-backbone = "small_cnn"
-weights = "none"
-image_size = 32
-prototypes_per_class = 2
-prototype_depth = 16
-[batch]
-train = 8
-test = 16
-push = 8
-[schedule]
-epochs = 3
-warm_epochs = 1
-push_start = 2
-push_every = 10
-last_layer_epochs = 1
-"""
+CONFIG = TINY_TRAIN_CONFIG.replace("{seed}", "5").replace(
+    "{last_layer_epochs}", "1"
+)
 
 
 def _run(prefix, config, out):
