@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,9 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--memory-sizes", type=int, nargs=2, default=[200, 2000])
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--skip-fast", action="store_true",
+                        help="leave out (c): fast mode targets GPUs and is slow on a CPU "
+                        "(benchmarks/gpu.py times it on the device)")
     args = parser.parse_args()
     model = make_model()
     results: dict = {"image_size": IMAGE_SIZE, "native_size": [72, 80], "sizes": {}}
@@ -149,30 +153,37 @@ def main() -> None:
             t_a, naive = timed(original_workflow, model, dataset, work / f"orig{size}")
             t_b, faithful = timed(explain_dataset, model, dataset, out_dir=work / f"b{size}",
                                   **options)  # fmt: skip
-            t_c, fast = timed(explain_dataset, model, dataset, out_dir=work / f"c{size}",
-                              mode="fast", **options)  # fmt: skip
+            t_c, fast = math.nan, None
+            if not args.skip_fast:
+                t_c, fast = timed(explain_dataset, model, dataset, out_dir=work / f"c{size}",
+                                  mode="fast", **options)  # fmt: skip
             t_d = floor(model, dataset, args.batch_size)
             merged = naive.merge(faithful.global_scores, on=["prototype", "modification"])
             agreement = {
                 name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
                 for name, group in merged.groupby("modification")
             }
-            fast_vs = faithful.global_scores.merge(fast.global_scores,
-                                                   on=["prototype", "modification", "strength"])
-            spearman = {
-                name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
-                for name, group in fast_vs.groupby("modification")
-            }
+            spearman = {}
+            if fast is not None:
+                fast_vs = faithful.global_scores.merge(
+                    fast.global_scores, on=["prototype", "modification", "strength"]
+                )
+                spearman = {
+                    name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
+                    for name, group in fast_vs.groupby("modification")
+                }
             rate = {k: size / t for k, t in zip("abcd", (t_a, t_b, t_c, t_d), strict=True)}
             results["sizes"][str(size)] = {
-                "seconds": {"a_original": t_a, "b_faithful": t_b, "c_fast": t_c, "d_floor": t_d},
+                "seconds": {"a_original": t_a, "b_faithful": t_b,
+                            "c_fast": None if fast is None else t_c, "d_floor": t_d},
                 "images_per_second": {"a_original": rate["a"], "b_faithful": rate["b"],
-                                      "c_fast": rate["c"], "d_floor": rate["d"]},
+                                      "c_fast": None if fast is None else rate["c"],
+                                      "d_floor": rate["d"]},
                 "ratio_b_over_a_time": t_b / t_a,
                 "ratio_b_over_d_time": t_b / t_d,
                 "spearman_original_vs_faithful": agreement,
                 "spearman_fast_vs_faithful": spearman,
-                "speed_fast_over_faithful": t_b / t_c,
+                "speed_fast_over_faithful": None if fast is None else t_b / t_c,
             }  # fmt: skip
             print(f"{size:>7} {rate['a']:>13.1f} {rate['b']:>13.1f} {rate['c']:>10.1f} "
                   f"{rate['d']:>10.1f} {t_b / t_a:>6.2f} {t_b / t_d:>6.2f}")  # fmt: skip
@@ -183,6 +194,8 @@ def main() -> None:
         print(f"peak memory of explain: {small} images {mem_small:.0f} MiB, {large} images "
               f"{mem_large:.0f} MiB (ratio {mem_large / mem_small:.3f})")
     for size, entry in results["sizes"].items():
+        if not entry["spearman_fast_vs_faithful"]:
+            continue
         rho = {k: round(v, 3) for k, v in entry["spearman_fast_vs_faithful"].items()}
         speed = entry["speed_fast_over_faithful"]
         print(f"fast vs faithful at {size} images: speed x{speed:.2f}, Spearman {rho}")

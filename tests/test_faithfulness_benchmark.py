@@ -12,8 +12,14 @@ import pytest
 import torch
 
 from protoexplain.benchmark import factor_ranks, quick_config, run_faithfulness, summarise_ranks
-from protoexplain.benchmark.faithfulness import DOSE_COLUMNS, RESULT_COLUMNS, control_model
-from protoexplain.benchmark.tables import recommend_family
+from protoexplain.benchmark.faithfulness import (
+    DOSE_COLUMNS,
+    RESULT_COLUMNS,
+    control_model,
+    random_model,
+    training_config,
+)
+from protoexplain.benchmark.tables import markdown_table, recommend_family
 from protoexplain.models import ModelSpec, ProtoPNet
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -61,9 +67,7 @@ def test_recommend_family_prefers_hue_and_shape_recovery():
 
 
 def test_control_keeps_the_trunk_and_redraws_prototypes():
-    spec = ModelSpec(backbone="small_cnn", num_classes=2, class_names=["a", "b"],
-                     prototype_shape=(4, 8, 1, 1), image_size=32)
-    model = ProtoPNet(spec)
+    model = ProtoPNet(_tiny_spec())
     with torch.no_grad():
         model.last_layer.weight.fill_(0.3)
     control = control_model(model, seed=3)
@@ -76,10 +80,55 @@ def test_control_keeps_the_trunk_and_redraws_prototypes():
     assert torch.equal(model.last_layer.weight, torch.full((2, 4), 0.3))  # original untouched
 
 
+def _tiny_spec() -> ModelSpec:
+    return ModelSpec(backbone="small_cnn", num_classes=2, class_names=["a", "b"],
+                     prototype_shape=(4, 8, 1, 1), image_size=32)
+
+
+def test_random_control_reinitialises_everything():
+    model = ProtoPNet(_tiny_spec())
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.fill_(0.25)
+    control = random_model(model, seed=5)
+    for name, value in control.state_dict().items():
+        if value.is_floating_point() and name.endswith("weight"):
+            assert not torch.equal(value, model.state_dict()[name]), name
+    assert control.prototype_vectors.min() >= 0 and control.prototype_vectors.max() < 1
+    expected = torch.tensor([[1.0, 1.0, -0.5, -0.5], [-0.5, -0.5, 1.0, 1.0]])
+    assert torch.equal(control.last_layer.weight, expected)
+    assert (model.prototype_vectors == 0.25).all()  # original untouched
+    again = random_model(model, seed=5)
+    for name, value in control.state_dict().items():
+        assert torch.equal(value, again.state_dict()[name]), name  # seeded
+
+
+def test_schedule_pushes_after_the_middle_and_the_last_epoch():
+    for epochs, pushes in ((30, [14, 29]), (4, [1, 3]), (2, [0, 1])):
+        schedule = training_config(quick_config(epochs=epochs), Path("data"))["schedule"]
+        start, every = schedule["push_start"], schedule["push_every"]
+        assert list(range(start, epochs, every)) == pushes
+        assert schedule["warm_epochs"] == 0
+
+
+def test_markdown_table_reports_both_controls():
+    rows = []
+    for model, share, rank in (("trained", 0.75, 1.25), ("control_trunk", 0.5, 2.0),
+                               ("control_random", 0.0, 4.5)):
+        rows.append({"preset": "hue", "family": "perceptual", "model": model, "accuracy": 1.0,
+                     "top1_share": share, "mean_rank": rank, "n_prototypes": 4, "tops": "hue:3"})
+    markdown = markdown_table(pd.DataFrame(rows), "perceptual")
+    header, _, row = markdown.splitlines()[:3]
+    assert "trunk control top-1" in header and "random control mean rank" in header
+    assert row == "| hue | **perceptual** | 100% | 75% | 1.25 | 50% | 2.00 | 0% | 4.50 | hue:3 |"
+    without_random = markdown_table(pd.DataFrame(rows[:2]), "perceptual").splitlines()[2]
+    assert without_random.endswith("| 50% | 2.00 | – | – | hue:3 |")
+
+
 def test_tiny_benchmark_writes_its_tables(tmp_path):
     config = quick_config(
         presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
-        push_every=2, last_layer_epochs=1, calibration_images=2, prototype_depth=8,
+        last_layer_epochs=1, calibration_images=2, prototype_depth=8,
         dose_targets=(5.0,), batch_size=8,
     )
     summary = run_faithfulness(config, tmp_path, device="cpu", progress=False)
@@ -87,7 +136,7 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert tuple(table.columns) == RESULT_COLUMNS
     assert set(table["family"]) == {"paper", "paper+calibrated", "perceptual",
                                     "perceptual+calibrated"}
-    assert set(table["model"]) == {"trained", "control"}
+    assert set(table["model"]) == {"trained", "control_trunk", "control_random"}
     assert table["top1_share"].between(0, 1).all()
     assert table["mean_rank"].between(1, 6).all()
     assert (table["n_prototypes"] == 16).all()
@@ -95,7 +144,7 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert tuple(dose.columns) == DOSE_COLUMNS
     assert set(dose["family"]) == {"paper+calibrated", "perceptual+calibrated"}
     per_prototype = pd.read_csv(tmp_path / "per_prototype.csv")
-    assert len(per_prototype) == 8 * 16
+    assert len(per_prototype) == 12 * 16
     markdown = (tmp_path / "faithfulness.md").read_text(encoding="utf-8")
     assert markdown.startswith("| preset | family |")
     assert summary["recommended_family"] in markdown

@@ -3,7 +3,8 @@
 For each isolated synthetic preset (classes differ in one factor only) a small ProtoPNet is
 trained, then explained with every modification family; we report how often each prototype's
 most important characteristic is the true factor, and the true factor's mean rank, for the
-trained model and for a control (same trunk, re-initialised prototypes and last layer).
+trained model and for two controls: ``control_trunk`` (same trunk, re-initialised prototypes
+and last layer) and ``control_random`` (everything re-initialised, trunk included).
 Calibrated variants also give dose–response curves (importance against mean ΔE2000).
 """
 
@@ -31,7 +32,7 @@ from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
 from protoexplain.fileio import atomic_open, write_json
-from protoexplain.models import load_model
+from protoexplain.models import ProtoPNet, load_model
 from protoexplain.training import config_from_dict, train
 
 #: Benchmarked variants: name → (modification family, calibrated strengths?).
@@ -85,7 +86,8 @@ def quick_config(**overrides) -> FaithfulnessConfig:
     return replace(quick, **overrides)
 
 
-def _train_config(config: FaithfulnessConfig, data: Path) -> dict:
+def training_config(config: FaithfulnessConfig, data: Path) -> dict:
+    """The training run's config (as for ``config_from_dict``) on the ImageFolder tree ``data``."""
     first_push = max(config.epochs // 2 - 1, 0)
     return {
         "seed": config.seed,
@@ -111,9 +113,9 @@ def _train_config(config: FaithfulnessConfig, data: Path) -> dict:
     }
 
 
-def control_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """A copy of ``model`` with its trained trunk and add-on layers, but prototypes drawn anew
-    (uniform [0, 1), as at initialisation) and the last layer reset to +1 / −0.5."""
+def control_model(model: ProtoPNet, seed: int) -> ProtoPNet:
+    """Trunk control: a copy of ``model`` with its trained trunk and add-on layers, but prototypes
+    drawn anew (uniform [0, 1), as at initialisation) and the last layer reset to +1 / −0.5."""
     control = copy.deepcopy(model)
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -121,6 +123,16 @@ def control_model(model: torch.nn.Module, seed: int) -> torch.nn.Module:
         control.prototype_vectors.copy_(fresh.to(control.prototype_vectors))
     control.set_class_connections(-0.5)
     return control.eval()
+
+
+def random_model(model: ProtoPNet, seed: int) -> ProtoPNet:
+    """Random control: a model of the same architecture with nothing trained (random trunk,
+    add-on layers and prototypes as at initialisation, last layer +1 / −0.5)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        control = ProtoPNet(model.spec)
+    control.set_class_connections(-0.5)
+    return control.to(model.prototype_vectors.device).eval()
 
 
 @torch.inference_mode()
@@ -243,11 +255,15 @@ def run_faithfulness(
             train_per_class=config.train_per_class, test_per_class=config.test_per_class,
             progress=False,
         )
-        run_config = config_from_dict(_train_config(config, data), f"benchmark {preset}")
+        run_config = config_from_dict(training_config(config, data), f"benchmark {preset}")
         model_dir = train(run_config, out / "runs" / preset, device=torch_device)
         model = load_model(model_dir).eval()
         accuracy = test_accuracy(model, data / "test", torch_device)
-        models = {"trained": model, "control": control_model(model, config.seed + 1)}
+        models = {
+            "trained": model,
+            "control_trunk": control_model(model, config.seed + 1),
+            "control_random": random_model(model, config.seed + 2),
+        }
         results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
     return _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
 

@@ -9,9 +9,13 @@ from matplotlib.figure import Figure
 
 from protoexplain.fileio import atomic_path
 
+#: Line style and marker per model kind (anything else: dash-dot).
+STYLES = {"trained": ("-", "o"), "control_trunk": (":", "."), "control_random": ("--", "x")}
+
 
 def plot_dose_response(dose: pd.DataFrame, preset: str, path: Path) -> Path:
-    """One panel per calibrated family (trained model solid, control dashed); saved as PNG."""
+    """One panel per calibrated family (trained model solid, trunk control dotted, random control
+    dashed); saved as PNG."""
     rows = dose[dose["preset"] == preset]
     families = sorted(rows["family"].unique()) or ["(none)"]
     fig = Figure(figsize=(5.2 * len(families), 3.8))
@@ -22,16 +26,16 @@ def plot_dose_response(dose: pd.DataFrame, preset: str, path: Path) -> Path:
         subset = rows[rows["family"] == family]
         for (name, kind), group in subset.groupby(["modification", "model"]):
             group = group.sort_values("delta_e")
-            trained = kind == "trained"
-            ax.plot(group["delta_e"], group["importance"], "-" if trained else ":",
-                    marker="o" if trained else ".", color=colours[name],
-                    label=name if trained else None)
+            style, marker = STYLES.get(kind, ("-.", "+"))
+            ax.plot(group["delta_e"], group["importance"], style, marker=marker,
+                    color=colours[name], label=name if kind == "trained" else None)
         ax.axhline(0.0, color="grey", linewidth=0.5)
         ax.set_title(f"{preset}: {family}")
         ax.set_xlabel("mean ΔE2000 of the modification")
         ax.set_ylabel("mean global importance")
         if not subset.empty:
-            ax.legend(fontsize=7, title="dotted: control", title_fontsize=7)
+            ax.legend(fontsize=7, title="dotted: trunk control\ndashed: random control",
+                      title_fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

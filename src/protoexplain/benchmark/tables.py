@@ -26,25 +26,35 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+#: Controls reported next to the trained model, in table order: (model kind, column label).
+CONTROLS = (("control_trunk", "trunk control"), ("control_random", "random control"))
+
+
 def markdown_table(table: pd.DataFrame, recommended: str) -> str:
-    """One row per (preset, family): trained and control top-1 share and mean rank."""
-    trained = table[table["model"] == "trained"].set_index(["preset", "family"])
-    control = table[table["model"] == "control"].set_index(["preset", "family"])
-    lines = [
-        "| preset | family | test acc. | top-1 true factor | mean rank | control top-1 "
-        "| control mean rank | top characteristics (trained) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """One row per (preset, family): top-1 share and mean rank of the trained model and of each
+    control (``–`` where a control was not run)."""
+    by_model = {kind: rows.set_index(["preset", "family"])
+                for kind, rows in table.groupby("model")}
+    trained = by_model.get("trained", table.iloc[0:0].set_index(["preset", "family"]))
+    header = ["preset", "family", "test acc.", "top-1 true factor", "mean rank"]
+    for _, label in CONTROLS:
+        header += [f"{label} top-1", f"{label} mean rank"]
+    header.append("top characteristics (trained)")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, row in trained.iterrows():
         preset, family = key
-        ctrl = control.loc[key] if key in control.index else None
         name = f"**{family}**" if family == recommended else family
-        ctrl_share = _percent(ctrl["top1_share"]) if ctrl is not None else "–"
-        ctrl_rank = f"{ctrl['mean_rank']:.2f}" if ctrl is not None else "–"
-        lines.append(
-            f"| {preset} | {name} | {_percent(row['accuracy'])} | {_percent(row['top1_share'])} "
-            f"| {row['mean_rank']:.2f} | {ctrl_share} | {ctrl_rank} | {row['tops']} |"
-        )
+        cells = [preset, name, _percent(row["accuracy"]), _percent(row["top1_share"]),
+                 f"{row['mean_rank']:.2f}"]
+        for kind, _ in CONTROLS:
+            rows = by_model.get(kind)
+            if rows is not None and key in rows.index:
+                cells += [_percent(rows.loc[key, "top1_share"]),
+                          f"{rows.loc[key, 'mean_rank']:.2f}"]
+            else:
+                cells += ["–", "–"]
+        cells.append(str(row["tops"]))
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines.append(f"Recommended family: **{recommended}** (best top-1 share on "
                  f"{' and '.join(KEY_PRESETS)}). Ranks are among 6 characteristics (1 = top).")

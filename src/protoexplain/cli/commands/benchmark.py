@@ -30,7 +30,7 @@ def _faithfulness(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         if args.epochs < 2:
             raise UserError(f"--epochs {args.epochs}: use at least 2 (one push at the middle)")
-        config = replace(config, epochs=args.epochs, push_every=args.epochs // 2)
+        config = replace(config, epochs=args.epochs)
     summary = run_faithfulness(config, args.out, device=args.device)
     print((args.out / "faithfulness.md").read_text(encoding="utf-8"))
     print(
@@ -55,13 +55,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="does each prototype's top characteristic match the factor that defines the classes?",
         description=(
             "For each isolated synthetic preset (classes differ only in hue, shape, texture, "
-            "contrast or saturation) train a small ProtoPNet (small_cnn, 64 px, 4 prototypes per "
-            "class), explain it with the paper, paper+calibrated, perceptual and "
-            "perceptual+calibrated families, and report per preset and family the share of "
-            "prototypes whose most important characteristic is the true factor and its mean "
-            "rank, for the trained model and for a control (trained trunk, re-initialised "
-            "prototypes and last layer). Calibrated families use strengths with equal mean "
-            "CIEDE2000 colour difference; dose-response curves are drawn per preset."
+            "contrast or saturation) train a small ProtoPNet (small_cnn from scratch, 64 px, 4 "
+            "prototypes per class, no warm-up, pushes after the middle and the last epoch), "
+            "explain it with the paper, paper+calibrated, perceptual and perceptual+calibrated "
+            "families, and report per preset and family the share of prototypes whose most "
+            "important characteristic is the true factor and its mean rank, for the trained "
+            "model and two controls: the trained trunk with re-initialised prototypes and last "
+            "layer, and a fully re-initialised model. Calibrated families use strengths with "
+            "equal mean CIEDE2000 colour difference; dose-response curves are drawn per preset."
         ),
         epilog="example: protoexplain benchmark faithfulness --quick --out bench/faithfulness",
     )
@@ -72,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--presets", default="",
                      help="comma-separated subset of presets (default: all five isolated presets)")
     sub.add_argument("--train-per-class", type=int, default=None, metavar="N",
-                     help="training images per class (default: 40, quick: 16)")
+                     help="training images per class (default: 150, quick: 16)")
     sub.add_argument("--epochs", type=int, default=None, metavar="N",
-                     help="training epochs, with pushes after N/2 and N (default: 22, quick: 5)")
+                     help="training epochs, with pushes after N/2 and N (default: 30, quick: 4)")
     sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")
     sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     sub.set_defaults(func=_faithfulness)
