@@ -187,3 +187,21 @@ def test_killed_run_completes_with_the_same_results(finished_run, tiny_config, t
         a = pd.read_csv(finished_run / "explain" / split / "global_scores.csv")
         b = pd.read_csv(run_dir / "explain" / split / "global_scores.csv")
         pd.testing.assert_frame_equal(a, b)
+
+
+def test_run_under_torchrun_with_two_processes(tiny_config, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "protoexplain", "run", str(tiny_config),
+               "--out", str(tmp_path / "ddp"), "--device", "cpu"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("pipeline finished") == 1  # only process 0 reports
+    for name in EXPECTED_FILES:
+        assert (tmp_path / "ddp" / name).exists(), name
+    assert json.loads((tmp_path / "ddp" / "train" / "run.json").read_text())["world_size"] == 2
+    for split in ("train", "test"):
+        local = pd.read_parquet(tmp_path / "ddp" / "explain" / split / "local_scores.parquet")
+        images = len(list((tmp_path / "ddp" / "data" / split).rglob("*.png")))
+        assert local.groupby(["image", "prototype", "modification"]).ngroups == images * 8 * 6

@@ -192,6 +192,7 @@ def _dose_rows(preset, variant, kind, scores, chosen, records) -> list[dict]:
 
 @dataclass
 class _PresetResult:
+    preset: str
     rows: list[dict]
     per_prototype: list[pd.DataFrame]
     dose: list[dict]
@@ -209,7 +210,7 @@ def _explain_preset(
         fam: _calibrated_strengths(sample, fam, targets) for fam in ("paper", "perceptual")
     }
     test = ImageFolderDataset(data / "test")
-    out = _PresetResult([], [], [], {fam: rec for fam, (_, rec) in calibrated.items()})
+    out = _PresetResult(preset, [], [], [], {fam: rec for fam, (_, rec) in calibrated.items()})
     for kind, model in models.items():
         for variant, (family, use_calibration) in VARIANTS.items():
             strengths = None
@@ -239,9 +240,12 @@ def _explain_preset(
 def run_faithfulness(
     config: FaithfulnessConfig, out_dir: str | Path, device: str = "auto", progress: bool = True
 ) -> dict:
-    """Run the benchmark into ``out_dir``; return a summary (files written, recommended family)."""
+    """Run the benchmark into ``out_dir``; return a summary (files written, recommended family).
+
+    The output files are rewritten after each preset; ``benchmark.json`` lists the presets done.
+    """
     unknown = sorted(set(config.presets) - set(TRUE_FACTOR))
-    if unknown:
+    if unknown or not config.presets:
         raise UserError(f"unknown presets {unknown}; choose from {sorted(TRUE_FACTOR)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -265,7 +269,9 @@ def run_faithfulness(
             "control_random": random_model(model, config.seed + 2),
         }
         results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
-    return _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
+        # Rewrite the tables after every preset, so that an interrupted run keeps what it did.
+        summary = _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
+    return summary
 
 
 def _write_outputs(
@@ -283,21 +289,23 @@ def _write_outputs(
     with atomic_open(out / "dose_response.csv", newline="") as handle:
         dose.to_csv(handle, index=False)
     recommended = recommend_family(table)
+    done = [res.preset for res in results]
     with atomic_open(out / "faithfulness.md", encoding="utf-8") as handle:
         handle.write(markdown_table(table, recommended))
     figures = [plot_dose_response(dose, preset, out / f"dose_{preset}.png")
-               for preset in config.presets]
+               for preset in done]
     summary = {
         "config": asdict(config),
         "recommended_family": recommended,
+        "presets_done": done,
         "wall_seconds": round(seconds, 1),
         "device": str(device),
         "versions": {"protoexplain": __version__, "torch": torch.__version__,
                      "python": platform.python_version()},
         "calibration": {
-            preset: {fam: {str(t): rec for t, rec in by_target.items()}
-                     for fam, by_target in res.calibration.items()}
-            for preset, res in zip(config.presets, results, strict=True)
+            res.preset: {fam: {str(t): rec for t, rec in by_target.items()}
+                         for fam, by_target in res.calibration.items()}
+            for res in results
         },
         "files": ["faithfulness.csv", "faithfulness.md", "per_prototype.csv",
                   "dose_response.csv", *[f.name for f in figures]],

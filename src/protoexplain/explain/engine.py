@@ -232,6 +232,8 @@ def _compute_shard(
     sums, done, skipped = loaded or (ScoreSums.zeros(k, p, config.bootstrap), set(), [])
     todo = [c for c in range(rank, len(plan.chunks), world) if c not in done]
     if not todo:
+        if loaded is None:  # fewer chunks than processes: record that this one had none
+            _save_state(state_file, sums, done, skipped, plan.fingerprint)
         return
     chunk_of = np.full(len(dataset), -1, dtype=np.int64)
     for c in todo:

@@ -25,6 +25,7 @@ from protoexplain.errors import UserError
 from protoexplain.fileio import read_json, write_json
 from protoexplain.pipeline.config import PipelineConfig
 from protoexplain.training.config import config_from_dict, dump_config
+from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
 
 MARKER_DIR = ".pipeline"
 
@@ -216,10 +217,22 @@ def run_pipeline(
 ) -> list[StepOutcome]:
     """Run every enabled step not yet complete; returns what ran and what was skipped."""
     run_dir = Path(run_dir)
-    rank = int(os.environ.get("RANK", "0"))
+    rank = 0 if is_main_process() else int(os.environ["RANK"])
     if rank != 0:
         log = _silent
     started_at = time.time()
+    group = init_distributed(device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    try:
+        return _run_steps(config, run_dir, device, log, rank, started_at)
+    finally:
+        if group is not None:
+            shutdown(group)
+
+
+def _run_steps(
+    config: PipelineConfig, run_dir: Path, device: str, log: Callable[[str], None], rank: int,
+    started_at: float,
+) -> list[StepOutcome]:
     run_dir.mkdir(parents=True, exist_ok=True)
     context = Context(config, run_dir, device, log)
     markers = run_dir / MARKER_DIR

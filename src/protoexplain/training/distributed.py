@@ -28,6 +28,7 @@ class DistContext:
     rank: int = 0
     world_size: int = 1
     device: torch.device = CPU
+    owns_group: bool = False  # this call created the process group (and tears it down)
 
     @property
     def distributed(self) -> bool:
@@ -36,6 +37,11 @@ class DistContext:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+
+def is_main_process() -> bool:
+    """True unless this is a torchrun process other than rank 0 (usable before set-up)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def init_distributed(device: str | torch.device | None = "auto") -> DistContext:
@@ -48,14 +54,15 @@ def init_distributed(device: str | torch.device | None = "auto") -> DistContext:
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if resolved.type == "cuda" else "gloo")
-    return DistContext(dist.get_rank(), dist.get_world_size(), resolved)
+    return DistContext(dist.get_rank(), dist.get_world_size(), resolved, owns_group)
 
 
 def shutdown(context: DistContext) -> None:
-    """Leave the process group (if this process joined one)."""
-    if context.distributed and dist.is_initialized():
+    """Leave the process group if this context created it (a pipeline keeps one for all steps)."""
+    if context.distributed and context.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

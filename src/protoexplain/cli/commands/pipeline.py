@@ -16,6 +16,10 @@ ORDER = 5
 
 def _finish(run_dir: Path, outcomes: list, started: float) -> None:
     from protoexplain.models.checkpoint import read_model_description
+    from protoexplain.training.distributed import is_main_process
+
+    if not is_main_process():
+        return
 
     ran = [o.name for o in outcomes if o.status == "ran"]
     skipped = [o.name for o in outcomes if o.status == "skipped"]
