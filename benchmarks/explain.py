@@ -137,19 +137,23 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 400])
     parser.add_argument("--memory-sizes", type=int, nargs=2, default=[200, 2000])
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="DataLoader workers of the engine in (b) and (c) (default: 2, as "
+                        "the explain command); (a) and (d) run in one process")
     parser.add_argument("--skip-fast", action="store_true",
                         help="leave out (c): fast mode targets GPUs and is slow on a CPU "
                         "(benchmarks/gpu.py times it on the device)")
     args = parser.parse_args()
     model = make_model()
-    results: dict = {"image_size": IMAGE_SIZE, "native_size": [72, 80], "sizes": {}}
+    results: dict = {"image_size": IMAGE_SIZE, "native_size": [72, 80], "workers": args.workers,
+                     "sizes": {}}
     print(f"{'images':>7} {'(a) original':>13} {'(b) faithful':>13} {'(c) fast':>10} "
           f"{'(d) floor':>10} {'b/a':>6} {'b/d':>6}   images/s")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for size in args.sizes:
             dataset = ImageFolderDataset(make_images(work / f"data{size}", size))
-            options = {"batch_size": args.batch_size, "device": "cpu", "workers": 0}
+            options = {"batch_size": args.batch_size, "device": "cpu", "workers": args.workers}
             t_a, naive = timed(original_workflow, model, dataset, work / f"orig{size}")
             t_b, faithful = timed(explain_dataset, model, dataset, out_dir=work / f"b{size}",
                                   **options)  # fmt: skip
