@@ -228,4 +228,6 @@ def save_figure(
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else None)
         paths.append(path)
+        # the first save fixed the layout; later formats reuse it instead of solving it again
+        fig.set_layout_engine("none")
     return paths

@@ -6,21 +6,19 @@ import argparse
 import json
 from pathlib import Path
 
-from protoexplain.analysis.evaluate import evaluate_models, save_evaluation
-from protoexplain.analysis.explanations import attach_importances, find_explain_dir
-from protoexplain.analysis.local import analyze_image
-from protoexplain.analysis.local_output import format_analysis, save_image_analysis
-from protoexplain.analysis.nearest import find_neighbours, nearest_table, open_dataset, save_nearest
-from protoexplain.analysis.prune import PruneConfig, prune_model_folder
-from protoexplain.data import load_rgb
-from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
-from protoexplain.models import load_model
 
 ORDER = 50
 
 
 def _analyze_image(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.explanations import attach_importances, find_explain_dir
+    from protoexplain.analysis.local import analyze_image
+    from protoexplain.analysis.local_output import format_analysis, save_image_analysis
+    from protoexplain.data import load_rgb
+    from protoexplain.device import resolve_device
+    from protoexplain.models import load_model
+
     device = resolve_device(args.device)
     model = load_model(args.model_dir, device=device)
     image = load_rgb(args.image)
@@ -41,6 +39,15 @@ def _analyze_image(args: argparse.Namespace) -> int:
 
 
 def _nearest(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.nearest import (
+        find_neighbours,
+        nearest_table,
+        open_dataset,
+        save_nearest,
+    )
+    from protoexplain.device import resolve_device
+    from protoexplain.models import load_model
+
     device = resolve_device(args.device)
     model = load_model(args.model_dir, device=device)
     dataset = open_dataset(model, args.data_dir)
@@ -63,6 +70,9 @@ def _nearest(args: argparse.Namespace) -> int:
 
 
 def _prune(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.prune import PruneConfig, prune_model_folder
+    from protoexplain.device import resolve_device
+
     device = resolve_device(args.device)
     config = PruneConfig(
         k=args.k, tau=args.tau, last_layer_epochs=args.last_layer_epochs, lr=args.lr,
@@ -85,6 +95,10 @@ def _prune(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.evaluate import evaluate_models, save_evaluation
+    from protoexplain.device import resolve_device
+    from protoexplain.models import load_model
+
     *model_dirs, data_dir = args.paths
     if not model_dirs:
         raise UserError("evaluate needs MODEL_DIR [MODEL_DIR …] DATA_DIR: give at least one model")
