@@ -6,14 +6,15 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from protoexplain.benchmark import FaithfulnessConfig, quick_config, run_faithfulness
-from protoexplain.benchmark.ranking import TRUE_FACTOR
 from protoexplain.errors import UserError
 
 ORDER = 80
 
 
 def _faithfulness(args: argparse.Namespace) -> int:
+    from protoexplain.benchmark import FaithfulnessConfig, quick_config, run_faithfulness
+    from protoexplain.benchmark.ranking import TRUE_FACTOR
+
     config = quick_config() if args.quick else FaithfulnessConfig()
     if args.presets:
         presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
