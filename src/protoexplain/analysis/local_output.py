@@ -23,7 +23,7 @@ from PIL import Image
 from protoexplain.analysis.heatmap import crop, draw_box, save_png
 from protoexplain.analysis.local import ImageAnalysis
 from protoexplain.fileio import atomic_open, atomic_path, write_json
-from protoexplain.training.artifacts import heatmap_overlay
+from protoexplain.imaging import heatmap_overlay
 
 
 def format_analysis(analysis: ImageAnalysis) -> str:

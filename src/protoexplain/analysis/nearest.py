@@ -24,9 +24,9 @@ from protoexplain.analysis.local import prepare_image
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open
+from protoexplain.imaging import heatmap_overlay
 from protoexplain.models import ProtoPNet
 from protoexplain.training import find_nearest_patches
-from protoexplain.training.artifacts import heatmap_overlay
 
 NEAREST_COLUMNS = [
     "prototype", "prototype_class", "rank", "image", "image_index", "image_class",

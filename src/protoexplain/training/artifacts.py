@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
 from protoexplain.data import ImageFolderDataset
 from protoexplain.fileio import atomic_open, write_json
+from protoexplain.imaging import draw_box, heatmap_overlay, save_png
 from protoexplain.models.ppnet import ProtoPNet
 from protoexplain.training.folders import staged_folder
 from protoexplain.training.push import PushResult, upsample_maps
@@ -61,20 +60,6 @@ def records_frame(result: PushResult, class_names: list[str]) -> pd.DataFrame:
     return frame
 
 
-def heatmap_overlay(image: np.ndarray, similarity: np.ndarray) -> np.ndarray:
-    """0.5·image + 0.3·JET(min-max-scaled map), both float RGB in [0, 1] (the original's)."""
-    span = similarity.max() - similarity.min()
-    scaled = (similarity - similarity.min()) / (span if span > 0 else 1.0)
-    jet = cv2.applyColorMap(np.uint8(255 * scaled), cv2.COLORMAP_JET)[..., ::-1] / 255.0
-    return np.clip(0.5 * image + 0.3 * jet, 0.0, 1.0)
-
-
-def _png(array: np.ndarray, path: Path) -> None:
-    if array.dtype != np.uint8:
-        array = np.uint8(np.round(np.clip(array, 0.0, 1.0) * 255))
-    Image.fromarray(np.ascontiguousarray(array)).save(path, format="PNG")
-
-
 def _write_images(
     result: PushResult, dataset: ImageFolderDataset, folder: Path, progress: bool
 ) -> None:
@@ -89,12 +74,11 @@ def _write_images(
             cache = {index: np.asarray(resized)}
         image = cache[index]
         h0, h1, w0, w1 = result.ha_boxes[j].tolist()
-        _png(image, folder / f"p{j:04d}_source.png")
-        _png(image[h0:h1, w0:w1], folder / f"p{j:04d}_crop.png")
-        boxed = cv2.rectangle(image.copy(), (w0, h0), (w1 - 1, h1 - 1), BOX_COLOUR, 2)
-        _png(boxed, folder / f"p{j:04d}_box.png")
+        save_png(folder / f"p{j:04d}_source.png", image)
+        save_png(folder / f"p{j:04d}_crop.png", image[h0:h1, w0:w1])
+        save_png(folder / f"p{j:04d}_box.png", draw_box(image, (h0, h1, w0, w1), BOX_COLOUR, 2))
         overlay = heatmap_overlay(image / 255.0, upsampled[row])
-        _png(overlay, folder / f"p{j:04d}_heatmap.png")
+        save_png(folder / f"p{j:04d}_heatmap.png", overlay)
 
 
 def save_push_artifacts(
