@@ -7,20 +7,26 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from protoexplain.benchmark import factor_ranks, quick_config, run_faithfulness, summarise_ranks
 from protoexplain.benchmark.faithfulness import (
     DOSE_COLUMNS,
+    IMPORTANCE_COLUMNS,
     RESULT_COLUMNS,
     control_model,
+    patch_control_model,
     random_model,
     training_config,
 )
 from protoexplain.benchmark.tables import markdown_table, recommend_family
-from protoexplain.models import ModelSpec, ProtoPNet
+from protoexplain.data import ImageFolderDataset, generate_synthetic
+from protoexplain.explain import explain_dataset
+from protoexplain.models import ModelSpec, ProtoPNet, load_model
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -85,6 +91,34 @@ def _tiny_spec() -> ModelSpec:
                      prototype_shape=(4, 8, 1, 1), image_size=32)
 
 
+def test_patch_control_uses_latent_patches_of_training_images(tmp_path):
+    generate_synthetic(tmp_path, "hue", size=32, train_per_class=3, test_per_class=1,
+                       progress=False)
+    model = ProtoPNet(ModelSpec(backbone="small_cnn", num_classes=4, class_names=list("abcd"),
+                                prototype_shape=(8, 8, 1, 1), image_size=32)).eval()
+    before = model.prototype_vectors.clone()
+    control = patch_control_model(model, tmp_path / "train", seed=1, images=5)
+    # every patch of every training image, computed here one image at a time
+    patches = []
+    for file in sorted((tmp_path / "train").glob("*/*.png")):
+        pixels = torch.from_numpy(np.array(Image.open(file).convert("RGB"))).float() / 255
+        mean, std = torch.tensor(model.spec.mean), torch.tensor(model.spec.std)
+        image = ((pixels - mean) / std).permute(2, 0, 1)[None]
+        with torch.no_grad():
+            patches.append(model.latent(image)[0].flatten(1).T)
+    every_patch = torch.cat(patches)
+    vectors = control.prototype_vectors.flatten(1)
+    nearest = torch.cdist(vectors.double(), every_patch.double()).min(dim=1).values
+    assert (nearest < 1e-5).all()
+    assert len({tuple(v.tolist()) for v in vectors}) > 1  # not one patch repeated
+    for name, value in model.features.state_dict().items():
+        assert torch.equal(value, control.features.state_dict()[name])
+    assert torch.equal(model.prototype_vectors, before)  # original untouched
+    assert torch.equal(control.last_layer.weight[0], torch.tensor([1.0, 1.0] + [-0.5] * 6))
+    again = patch_control_model(model, tmp_path / "train", seed=1, images=5)
+    assert torch.equal(again.prototype_vectors, control.prototype_vectors)
+
+
 def test_random_control_reinitialises_everything():
     model = ProtoPNet(_tiny_spec())
     with torch.no_grad():
@@ -111,18 +145,20 @@ def test_schedule_pushes_after_the_middle_and_the_last_epoch():
         assert schedule["warm_epochs"] == 0
 
 
-def test_markdown_table_reports_both_controls():
+def test_markdown_table_reports_every_control():
     rows = []
     for model, share, rank in (("trained", 0.75, 1.25), ("control_trunk", 0.5, 2.0),
-                               ("control_random", 0.0, 4.5)):
+                               ("control_patches", 0.25, 3.0), ("control_random", 0.0, 4.5)):
         rows.append({"preset": "hue", "family": "perceptual", "model": model, "accuracy": 1.0,
                      "top1_share": share, "mean_rank": rank, "n_prototypes": 4, "tops": "hue:3"})
     markdown = markdown_table(pd.DataFrame(rows), "perceptual")
     header, _, row = markdown.splitlines()[:3]
     assert "trunk control top-1" in header and "random control mean rank" in header
-    assert row == "| hue | **perceptual** | 100% | 75% | 1.25 | 50% | 2.00 | 0% | 4.50 | hue:3 |"
-    without_random = markdown_table(pd.DataFrame(rows[:2]), "perceptual").splitlines()[2]
-    assert without_random.endswith("| 50% | 2.00 | – | – | hue:3 |")
+    assert "patch control top-1" in header
+    assert row == ("| hue | **perceptual** | 100% | 75% | 1.25 | 50% | 2.00 | 25% | 3.00 "
+                   "| 0% | 4.50 | hue:3 |")
+    only_trunk = markdown_table(pd.DataFrame(rows[:2]), "perceptual").splitlines()[2]
+    assert only_trunk.endswith("| 50% | 2.00 | – | – | – | – | hue:3 |")
 
 
 def test_tiny_benchmark_writes_its_tables(tmp_path):
@@ -136,7 +172,8 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert tuple(table.columns) == RESULT_COLUMNS
     assert set(table["family"]) == {"paper", "paper+calibrated", "perceptual",
                                     "perceptual+calibrated"}
-    assert set(table["model"]) == {"trained", "control_trunk", "control_random"}
+    assert set(table["model"]) == {"trained", "control_trunk", "control_patches",
+                                   "control_random"}
     assert table["top1_share"].between(0, 1).all()
     assert table["mean_rank"].between(1, 6).all()
     assert (table["n_prototypes"] == 16).all()
@@ -144,7 +181,19 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert tuple(dose.columns) == DOSE_COLUMNS
     assert set(dose["family"]) == {"paper+calibrated", "perceptual+calibrated"}
     per_prototype = pd.read_csv(tmp_path / "per_prototype.csv")
-    assert len(per_prototype) == 12 * 16
+    assert len(per_prototype) == 4 * 4 * 16  # families × models × prototypes
+    importance = pd.read_csv(tmp_path / "importance.csv")
+    assert tuple(importance.columns) == IMPORTANCE_COLUMNS
+    assert len(importance) == 4 * 4 * 6  # families × models × characteristics
+    # the trained model's perceptual row, recomputed from its saved model and the test images
+    model = load_model(tmp_path / "runs" / "hue" / "model").eval()
+    again = explain_dataset(model, ImageFolderDataset(tmp_path / "data" / "hue" / "test"),
+                            family="perceptual", mode="faithful", bootstrap=0, device="cpu",
+                            batch_size=8).global_scores
+    expected = again.groupby("modification")["weighted_delta"].mean()
+    written = importance[(importance["family"] == "perceptual")
+                         & (importance["model"] == "trained")].set_index("modification")
+    assert written["importance"].to_dict() == pytest.approx(expected.to_dict(), abs=1e-6)
     markdown = (tmp_path / "faithfulness.md").read_text(encoding="utf-8")
     assert markdown.startswith("| preset | family |")
     assert summary["recommended_family"] in markdown

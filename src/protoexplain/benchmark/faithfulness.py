@@ -3,8 +3,10 @@
 For each isolated synthetic preset (classes differ in one factor only) a small ProtoPNet is
 trained, then explained with every modification family; we report how often each prototype's
 most important characteristic is the true factor, and the true factor's mean rank, for the
-trained model and for two controls: ``control_trunk`` (same trunk, re-initialised prototypes
-and last layer) and ``control_random`` (everything re-initialised, trunk included).
+trained model and for three controls: ``control_trunk`` (same trunk, re-initialised prototypes
+and last layer), ``control_patches`` (same trunk, prototypes set to randomly chosen latent patches
+of training images instead of learned ones) and ``control_random`` (everything re-initialised,
+trunk included).
 Calibrated variants also give dose–response curves (importance against mean ΔE2000).
 """
 
@@ -48,6 +50,7 @@ RESULT_COLUMNS = (
 DOSE_COLUMNS = (
     "preset", "family", "model", "modification", "target", "strength", "delta_e", "importance",
 )
+IMPORTANCE_COLUMNS = ("preset", "family", "model", "modification", "importance")
 
 
 @dataclass(frozen=True)
@@ -61,9 +64,9 @@ class FaithfulnessConfig:
 
     presets: tuple[str, ...] = ("hue", "shape", "texture", "contrast", "saturation")
     image_size: int = 64
-    train_per_class: int = 150
+    train_per_class: int = 400
     test_per_class: int = 25
-    prototypes_per_class: int = 4
+    prototypes_per_class: int = 10
     prototype_depth: int = 32
     epochs: int = 30
     warm_epochs: int = 0
@@ -80,7 +83,7 @@ class FaithfulnessConfig:
 def quick_config(**overrides) -> FaithfulnessConfig:
     """A few-minute configuration on two CPU cores (``--quick``)."""
     quick = FaithfulnessConfig(
-        train_per_class=16, test_per_class=4, prototype_depth=16, epochs=4,
+        train_per_class=16, test_per_class=4, prototypes_per_class=4, prototype_depth=16, epochs=4,
         last_layer_epochs=2, calibration_images=4,
     )
     return replace(quick, **overrides)
@@ -121,6 +124,34 @@ def control_model(model: ProtoPNet, seed: int) -> ProtoPNet:
     with torch.no_grad():
         fresh = torch.rand(control.prototype_vectors.shape, generator=generator)
         control.prototype_vectors.copy_(fresh.to(control.prototype_vectors))
+    control.set_class_connections(-0.5)
+    return control.eval()
+
+
+@torch.no_grad()
+def patch_control_model(
+    model: ProtoPNet, train_root: Path, seed: int, images: int = 64
+) -> ProtoPNet:
+    """Patch control: a copy of ``model`` whose prototypes are latent patches drawn uniformly at
+    random (image and cell) from ``images`` random training images, last layer +1 / −0.5.
+
+    Like pushed prototypes they lie on the data (each is some image's patch), but nothing chose
+    them: it separates what training selected from what any patch of these images responds to.
+    """
+    spec = model.spec
+    dataset = ImageFolderDataset(
+        train_root, transform=eval_transform(spec.image_size, spec.mean, spec.std)
+    )
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(len(dataset), generator=generator)[:images].tolist()
+    control = copy.deepcopy(model).eval()
+    device = control.prototype_vectors.device
+    latent = control.latent(torch.stack([dataset[i][0] for i in chosen]).to(device)).cpu()
+    count, _, height, width = latent.shape
+    cells = torch.randint(0, count * height * width, (model.num_prototypes,), generator=generator)
+    image, rest = cells // (height * width), cells % (height * width)
+    patches = latent[image, :, rest // width, rest % width]
+    control.prototype_vectors.copy_(patches.reshape(control.prototype_vectors.shape))
     control.set_class_connections(-0.5)
     return control.eval()
 
@@ -195,6 +226,7 @@ class _PresetResult:
     preset: str
     rows: list[dict]
     per_prototype: list[pd.DataFrame]
+    importance: list[dict]
     dose: list[dict]
     calibration: dict
 
@@ -210,7 +242,9 @@ def _explain_preset(
         fam: _calibrated_strengths(sample, fam, targets) for fam in ("paper", "perceptual")
     }
     test = ImageFolderDataset(data / "test")
-    out = _PresetResult(preset, [], [], [], {fam: rec for fam, (_, rec) in calibrated.items()})
+    out = _PresetResult(
+        preset, [], [], [], [], {fam: rec for fam, (_, rec) in calibrated.items()}
+    )
     for kind, model in models.items():
         for variant, (family, use_calibration) in VARIANTS.items():
             strengths = None
@@ -234,6 +268,12 @@ def _explain_preset(
                 "tops": " ".join(f"{name}:{count}" for name, count in tops.items()),
             })
             out.per_prototype.append(ranks.assign(preset=preset, family=variant, model=kind))
+            means = scores.groupby("modification")["weighted_delta"].mean()
+            out.importance += [
+                {"preset": preset, "family": variant, "model": kind, "modification": name,
+                 "importance": float(value)}
+                for name, value in means.items()
+            ]
     return out
 
 
@@ -266,6 +306,7 @@ def run_faithfulness(
         models = {
             "trained": model,
             "control_trunk": control_model(model, config.seed + 1),
+            "control_patches": patch_control_model(model, data / "train", config.seed + 3),
             "control_random": random_model(model, config.seed + 2),
         }
         results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
@@ -280,6 +321,9 @@ def _write_outputs(
 ) -> dict:
     table = pd.DataFrame([r for res in results for r in res.rows], columns=list(RESULT_COLUMNS))
     dose = pd.DataFrame([r for res in results for r in res.dose], columns=list(DOSE_COLUMNS))
+    importance = pd.DataFrame(
+        [r for res in results for r in res.importance], columns=list(IMPORTANCE_COLUMNS)
+    )
     per_prototype = pd.concat([p for res in results for p in res.per_prototype])
     per_prototype = per_prototype[["preset", "family", "model", "prototype", "rank", "top"]]
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
@@ -288,6 +332,8 @@ def _write_outputs(
         per_prototype.to_csv(handle, index=False)
     with atomic_open(out / "dose_response.csv", newline="") as handle:
         dose.to_csv(handle, index=False)
+    with atomic_open(out / "importance.csv", newline="") as handle:
+        importance.to_csv(handle, index=False)
     recommended = recommend_family(table)
     done = [res.preset for res in results]
     with atomic_open(out / "faithfulness.md", encoding="utf-8") as handle:
@@ -308,7 +354,7 @@ def _write_outputs(
             for res in results
         },
         "files": ["faithfulness.csv", "faithfulness.md", "per_prototype.csv",
-                  "dose_response.csv", *[f.name for f in figures]],
+                  "importance.csv", "dose_response.csv", *[f.name for f in figures]],
     }
     write_json(out / "benchmark.json", summary)
     return summary

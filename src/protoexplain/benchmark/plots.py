@@ -9,13 +9,21 @@ from matplotlib.figure import Figure
 
 from protoexplain.fileio import atomic_path
 
-#: Line style and marker per model kind (anything else: dash-dot).
-STYLES = {"trained": ("-", "o"), "control_trunk": (":", "."), "control_random": ("--", "x")}
+#: Line style and marker per model kind (anything else: solid, no marker).
+STYLES = {
+    "trained": ("-", "o"),
+    "control_trunk": (":", "."),
+    "control_patches": ("-.", "+"),
+    "control_random": ("--", "x"),
+}
+
+#: How the legend explains the line styles.
+LEGEND_TITLE = "dotted: trunk control\ndash-dot: patch control\ndashed: random control"
 
 
 def plot_dose_response(dose: pd.DataFrame, preset: str, path: Path) -> Path:
-    """One panel per calibrated family (trained model solid, trunk control dotted, random control
-    dashed); saved as PNG."""
+    """One panel per calibrated family (trained model solid, trunk control dotted, patch control
+    dash-dotted, random control dashed); saved as PNG."""
     rows = dose[dose["preset"] == preset]
     families = sorted(rows["family"].unique()) or ["(none)"]
     fig = Figure(figsize=(5.2 * len(families), 3.8))
@@ -26,7 +34,7 @@ def plot_dose_response(dose: pd.DataFrame, preset: str, path: Path) -> Path:
         subset = rows[rows["family"] == family]
         for (name, kind), group in subset.groupby(["modification", "model"]):
             group = group.sort_values("delta_e")
-            style, marker = STYLES.get(kind, ("-.", "+"))
+            style, marker = STYLES.get(kind, ("-", "none"))
             ax.plot(group["delta_e"], group["importance"], style, marker=marker,
                     color=colours[name], label=name if kind == "trained" else None)
         ax.axhline(0.0, color="grey", linewidth=0.5)
@@ -34,8 +42,7 @@ def plot_dose_response(dose: pd.DataFrame, preset: str, path: Path) -> Path:
         ax.set_xlabel("mean ΔE2000 of the modification")
         ax.set_ylabel("mean global importance")
         if not subset.empty:
-            ax.legend(fontsize=7, title="dotted: trunk control\ndashed: random control",
-                      title_fontsize=7)
+            ax.legend(fontsize=7, title=LEGEND_TITLE, title_fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

@@ -27,7 +27,11 @@ def _percent(value: float) -> str:
 
 
 #: Controls reported next to the trained model, in table order: (model kind, column label).
-CONTROLS = (("control_trunk", "trunk control"), ("control_random", "random control"))
+CONTROLS = (
+    ("control_trunk", "trunk control"),
+    ("control_patches", "patch control"),
+    ("control_random", "random control"),
+)
 
 
 def markdown_table(table: pd.DataFrame, recommended: str) -> str:

@@ -56,13 +56,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="does each prototype's top characteristic match the factor that defines the classes?",
         description=(
             "For each isolated synthetic preset (classes differ only in hue, shape, texture, "
-            "contrast or saturation) train a small ProtoPNet (small_cnn from scratch, 64 px, 4 "
-            "prototypes per class, no warm-up, pushes after the middle and the last epoch), "
+            "contrast or saturation) train a small ProtoPNet (small_cnn from scratch, 64 px, 400 "
+            "images and 10 prototypes per class, no warm-up, pushes after the middle and the "
+            "last epoch), "
             "explain it with the paper, paper+calibrated, perceptual and perceptual+calibrated "
             "families, and report per preset and family the share of prototypes whose most "
             "important characteristic is the true factor and its mean rank, for the trained "
-            "model and two controls: the trained trunk with re-initialised prototypes and last "
-            "layer, and a fully re-initialised model. Calibrated families use strengths with "
+            "model and three controls: the trained trunk with re-initialised prototypes and last "
+            "layer, the trained trunk with prototypes set to random training-image patches, and "
+            "a fully re-initialised model. Calibrated families use strengths with "
             "equal mean CIEDE2000 colour difference; dose-response curves are drawn per preset."
         ),
         epilog="example: protoexplain benchmark faithfulness --quick --out bench/faithfulness",
@@ -74,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--presets", default="",
                      help="comma-separated subset of presets (default: all five isolated presets)")
     sub.add_argument("--train-per-class", type=int, default=None, metavar="N",
-                     help="training images per class (default: 150, quick: 16)")
+                     help="training images per class (default: 400, quick: 16)")
     sub.add_argument("--epochs", type=int, default=None, metavar="N",
                      help="training epochs, with pushes after N/2 and N (default: 30, quick: 4)")
     sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")
