@@ -8,7 +8,8 @@ mode) on the *same* test images rendered at several native resolutions; the mode
 resized to its input size, as the paper's CUB crops were resized to 224 after being modified. The
 sine warp shifts pixels by a fixed number of pixels (A = 4), so the larger the native image, the
 smaller the warp relative to the object. Rows with a scaled amplitude keep the warp's size
-relative to the image constant.
+relative to the image constant; rows with ``modify_at = model`` resize each image to the model's
+input before modifying it (``protoexplain explain --modify-at model``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,12 @@ from protoexplain.explain import explain_dataset
 from protoexplain.fileio import read_json, write_json
 from protoexplain.models import load_model
 
-#: (native size in pixels, sine-warp amplitude in pixels).
-SETTINGS = ((64, 4.0), (128, 4.0), (256, 4.0), (128, 8.0), (256, 16.0))
+#: (native size in pixels, sine-warp amplitude in pixels, where the modifications run).
+SETTINGS = (
+    (64, 4.0, "native"), (128, 4.0, "native"), (256, 4.0, "native"),
+    (128, 8.0, "native"), (256, 16.0, "native"),
+    (128, 4.0, "model"), (256, 4.0, "model"),
+)
 
 
 def main() -> None:
@@ -35,9 +40,9 @@ def main() -> None:
     model = load_model(bench / "runs" / "shape" / "model").eval()
     models = {"trained": model, "control_random": random_model(model, config["seed"] + 2)}
     rows = []
-    print(f"{'native px':>9}{'A px':>6}{'A/side':>8}  {'model':<15}{'shape first':>12}"
-          f"{'mean rank':>10}{'shape':>8}{'hue':>8}{'satur.':>8}{'seconds':>8}")
-    for size, amplitude in SETTINGS:
+    print(f"{'native px':>9}{'A px':>6}{'A/side':>8}{'modify at':>10}  {'model':<15}"
+          f"{'shape first':>12}{'mean rank':>10}{'shape':>8}{'hue':>8}{'satur.':>8}{'seconds':>8}")
+    for size, amplitude, modify_at in SETTINGS:
         data = out / f"data{size}"
         generate_synthetic(data, "shape", seed=config["seed"], size=size, train_per_class=1,
                            test_per_class=config["test_per_class"], progress=False)
@@ -46,15 +51,18 @@ def main() -> None:
             started = time.perf_counter()
             scores = explain_dataset(
                 candidate, test, family="perceptual", strengths={"shape": [amplitude]},
-                mode="faithful", bootstrap=0, device="cpu", seed=config["seed"],
+                mode="faithful", modify_at=modify_at, bootstrap=0, device="cpu",
+                seed=config["seed"],
             ).global_scores
             means = scores.groupby("modification")["weighted_delta"].mean()
             summary = summarise_ranks(factor_ranks(scores, "shape"))
-            row = {"native_size": size, "amplitude": amplitude, "model": kind, **summary,
+            row = {"native_size": size, "amplitude": amplitude, "modify_at": modify_at,
+                   "model": kind, **summary,
                    "mean_importance": {k: round(float(v), 4) for k, v in means.items()},
                    "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
-            print(f"{size:>9}{amplitude:>6.0f}{amplitude / size:>8.3f}  {kind:<15}"
+            relative = amplitude / (size if modify_at == "native" else model.spec.image_size)
+            print(f"{size:>9}{amplitude:>6.0f}{relative:>8.3f}{modify_at:>10}  {kind:<15}"
                   f"{summary['top1_share']:>12.0%}{summary['mean_rank']:>10.2f}"
                   f"{means['shape']:>8.3f}{means['hue']:>8.3f}{means['saturation']:>8.3f}"
                   f"{row['seconds']:>8.1f}")

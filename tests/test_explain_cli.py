@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,9 @@ import torch
 from PIL import Image
 
 from protoexplain.cli import main
+from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import get_modification
+from protoexplain.explain.families.calibration import calibrate_strengths, sample_images
 from protoexplain.models import ModelSpec, ProtoPNet, save_model
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -85,3 +88,22 @@ def test_kill_during_explain_then_rerun_gives_same_files(tmp_path):
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (out / "parts").exists()
+
+
+def test_modify_at_is_recorded_and_calibrates_on_resized_images(tmp_path):
+    data = _folder(tmp_path / "in", 2, 64)
+    model = _model(tmp_path / "model")
+    out = tmp_path / "out"
+    code = main(["explain", str(model), str(data), str(out), "--modify-at", "model",
+                 "--modifications", "shape", "--calibrate", "5", "--calibration-images", "2",
+                 "--workers", "0", "--bootstrap", "0", "--device", "cpu"])  # fmt: skip
+    assert code == 0
+    record = json.loads((out / "explain.json").read_text(encoding="utf-8"))
+    assert record["modify_at"] == "model"
+    # the calibration measured the warp on 32-px images (the model's input), not on 64-px ones
+    assert record["calibration"]["n_images"] == 2
+    sample = sample_images(ImageFolderDataset(data), 2, 0)
+    small = [image.resize((32, 32), Image.BILINEAR) for image in sample]
+    strength = record["calibration"]["modifications"][0]["strength"]
+    expected = calibrate_strengths(small, "paper", 5.0, names=["shape"]).strengths()["shape"]
+    assert [strength] == expected

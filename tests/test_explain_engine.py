@@ -12,6 +12,7 @@ from PIL import Image
 from scipy import stats
 
 from protoexplain.data import ImageFolderDataset, eval_transform
+from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset, explain_image, run_explain
 from protoexplain.explain.engine import ExplainConfig
 from protoexplain.explain.modifications import resolve_settings
@@ -182,3 +183,36 @@ def test_compare_with_other_split(folder, tmp_path):
     assert {row["modification"] for row in tests} == set(first.global_scores.modification)
     assert all(0 <= row["welch_p"] <= 1 for row in tests if row["welch_p"] is not None)
     assert second.n_images == 6
+
+
+def test_modify_at_model_resolution_equals_explaining_resized_images(folder, tmp_path):
+    """``modify_at = "model"`` modifies the image resized to the model's input: the same as
+    explaining copies resized beforehand (by PIL here) at their native size."""
+    resized_root = tmp_path / "resized"
+    dataset = ImageFolderDataset(folder)
+    for path, _ in dataset.samples:
+        target = resized_root / Path(path).relative_to(folder)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(path).convert("RGB").resize((32, 32), Image.BILINEAR).save(target)
+    model = make_model()
+    strengths = {"shape": [4.0], "hue": [0.1]}
+
+    def explain(data, out, modify_at):
+        return explain_dataset(model, ImageFolderDataset(data), out_dir=tmp_path / out,
+                               strengths=strengths, modifications=["shape", "hue"],
+                               modify_at=modify_at, device="cpu", bootstrap=0).global_scores
+
+    at_model = explain(folder, "model", "model")
+    pre_resized = explain(resized_root, "pre", "native")
+    np.testing.assert_allclose(at_model.weighted_delta, pre_resized.weighted_delta, atol=1e-5)
+    native = explain(folder, "native", "native").set_index("modification")
+    at_model = at_model.set_index("modification")
+    assert not np.allclose(native.loc["shape", "weighted_delta"],
+                           at_model.loc["shape", "weighted_delta"])  # the warp is size-dependent
+    one = explain_image(model, dataset.load_image(3), prototype=1, modifications=["shape"],
+                        strengths={"shape": [4.0]}, modify_at="model")
+    again = explain_image(model, Image.open(resized_root / "crow" / "img3.png"), prototype=1,
+                          modifications=["shape"], strengths={"shape": [4.0]})
+    np.testing.assert_allclose(one.delta, again.delta, atol=1e-5)
+    with pytest.raises(UserError):
+        ExplainConfig(modify_at="display").check()

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
+from protoexplain.errors import UserError
 from protoexplain.models import load_model
 from protoexplain.pipeline import load_pipeline_config, run_pipeline
 from protoexplain.pipeline.summary import dominant_characteristics
@@ -135,12 +136,24 @@ def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tin
     shutil.copytree(finished_run, run_dir)
     config, _ = load_pipeline_config(tiny_config)
     config.explain.splits = ["test"]
+    config.explain.modify_at = "model"
     shutil.rmtree(run_dir / "explain")
     outcomes = {o.name: o.status for o in run_pipeline(config, run_dir, device="cpu",
                                                        log=lambda line: None)}
     assert outcomes == {"data": "skipped", "train": "skipped", "prune": "disabled",
                         "evaluate": "skipped", "nearest": "skipped", "explain": "ran",
                         "report": "ran"}
+    record = json.loads((run_dir / "explain" / "test" / "explain.json").read_text("utf-8"))
+    assert record["modify_at"] == "model"
+
+
+def test_unknown_explain_choices_are_one_line_errors(tmp_path):
+    for key, value in (("modify_at", "screen"), ("mode", "quick")):
+        path = tmp_path / f"{key}.toml"
+        path.write_text(TINY_CONFIG.replace("[explain]\n", f"[explain]\n{key} = \"{value}\"\n"),
+                        encoding="utf-8")
+        with pytest.raises(UserError, match=f"explain.{key} must be one of"):
+            load_pipeline_config(path)
 
 
 def test_dominant_characteristic_per_class_is_the_largest_mean():

@@ -37,7 +37,13 @@ from protoexplain.data import eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
-from protoexplain.explain.inputs import VersionedImages, image_versions, modify_on_device
+from protoexplain.explain.inputs import (
+    MODIFY_AT,
+    VersionedImages,
+    image_versions,
+    modification_input,
+    modify_on_device,
+)
 from protoexplain.explain.localio import PartWriter, local_rows, merge_parts
 from protoexplain.explain.modifications import (
     DEFAULT_FAMILY,
@@ -61,6 +67,7 @@ class ExplainConfig:
     strengths: dict[str, list[float]] = field(default_factory=dict)
     family: str = DEFAULT_FAMILY
     mode: str = "faithful"
+    modify_at: str = "native"
     batch_size: int = 32
     workers: int = 0
     device: str = "auto"
@@ -75,6 +82,8 @@ class ExplainConfig:
         """Raise :class:`UserError` for values that cannot work."""
         if self.mode not in MODES:
             raise UserError(f"unknown mode {self.mode!r}; use faithful or fast")
+        if self.modify_at not in MODIFY_AT:
+            raise UserError(f"unknown modify-at {self.modify_at!r}; use native or model")
         for name in ("batch_size", "chunk_images"):
             if getattr(self, name) < 1:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1")
@@ -166,6 +175,7 @@ def _plan(model, dataset, config: ExplainConfig, extra: dict[str, Any]) -> _Plan
         ],
         "strengths": {s.name: [t.strength for t in settings if t.name == s.name] for s in settings},
         "mode": config.mode,
+        "modify_at": "model" if config.mode == "fast" else config.modify_at,
         "n_images": len(indices),
         "n_prototypes": int(model.num_prototypes),
         "local_top_k": config.local_top_k,
@@ -241,7 +251,8 @@ def _compute_shard(
     spec = model.spec
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     faithful = config.mode == "faithful"
-    source = VersionedImages(dataset, plan.settings if faithful else [], transform)
+    prepare = modification_input(config.modify_at, spec.image_size) if faithful else None
+    source = VersionedImages(dataset, plan.settings if faithful else [], transform, prepare)
     order = [int(i) for c in todo for i in plan.chunks[c]]
     loader = make_loader(
         source,
@@ -466,15 +477,18 @@ def explain_image(
     strengths: dict[str, list[float]] | None = None,
     family: str = DEFAULT_FAMILY,
     device: str | torch.device = "cpu",
+    modify_at: str = "native",
 ) -> pd.DataFrame:
-    """Per-characteristic local importance for one PIL image (faithful path).
+    """Per-characteristic local importance for one PIL image (faithful path; ``modify_at`` as in
+    :class:`ExplainConfig`).
 
     One row per (prototype, modification, strength), or only prototype ``prototype``.
     """
     settings = resolve_settings(modifications, strengths, family)
     spec = model.spec
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
-    versions = torch.stack([transform(v) for v in image_versions(image.convert("RGB"), settings)])
+    prepared = modification_input(modify_at, spec.image_size)(image.convert("RGB"))
+    versions = torch.stack([transform(v) for v in image_versions(prepared, settings)])
     model = model.to(resolve_device(device)).eval()
     similarity, delta = score_batch(model, versions[None].to(resolve_device(device)))
     similarity, delta = similarity[0].cpu().numpy(), delta[0].cpu().numpy()  # (P,), (K, P)

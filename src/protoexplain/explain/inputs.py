@@ -1,8 +1,10 @@
 """Model inputs for the engine: each image with all its modified versions, or the original only.
 
-``faithful``: the modifications run at the image's native resolution inside DataLoader workers,
-then every version is resized and normalised with the evaluation transform. ``fast``: only the
-original is loaded; :func:`modify_on_device` derives the versions from the resized batch.
+``faithful``: the modifications run inside DataLoader workers at the image's native resolution
+(the paper's order) or, with ``modify_at = "model"``, on the image resized to the model's input
+size first; then every version is resized and normalised with the evaluation transform.
+``fast``: only the original is loaded; :func:`modify_on_device` derives the versions from the
+resized batch.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import Dataset
 
@@ -25,10 +28,24 @@ def image_versions(
     return [image, *(m if m.mode == "RGB" else m.convert("RGB") for m in modified)]
 
 
+MODIFY_AT = ("native", "model")
+
+
+def modification_input(modify_at: str, image_size: int) -> Callable[[Image.Image], Image.Image]:
+    """What the modifications receive: the image as loaded (``native``) or resized to the model's
+    input size with the evaluation transform's own resize (``model``)."""
+    if modify_at == "native":
+        return lambda image: image
+    if modify_at == "model":
+        return T.Resize((image_size, image_size))
+    raise ValueError(f"modify_at must be one of {MODIFY_AT}, got {modify_at!r}")
+
+
 class VersionedImages(Dataset):
     """Items ``(versions (1 + K, 3, H, W), label, index)`` of an image dataset.
 
-    ``settings`` empty gives ``(1, 3, H, W)`` (the fast mode's input). Wraps any dataset with
+    ``settings`` empty gives ``(1, 3, H, W)`` (the fast mode's input). ``prepare`` maps each loaded
+    image before it is modified (see :func:`modification_input`). Wraps any dataset with
     ``load_image(i)`` and ``samples`` (path, label); keeps its ``on_error`` policy.
     """
 
@@ -37,10 +54,12 @@ class VersionedImages(Dataset):
         dataset: Any,
         settings: Sequence[ModificationSetting],
         transform: Callable[[Image.Image], torch.Tensor],
+        prepare: Callable[[Image.Image], Image.Image] | None = None,
     ) -> None:
         self.dataset = dataset
         self.settings = list(settings)
         self.transform = transform
+        self.prepare = prepare
         self.samples = dataset.samples
         self.on_error = getattr(dataset, "on_error", "error")
 
@@ -48,7 +67,10 @@ class VersionedImages(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        versions = image_versions(self.dataset.load_image(index), self.settings)
+        image = self.dataset.load_image(index)
+        if self.prepare is not None:
+            image = self.prepare(image)
+        versions = image_versions(image, self.settings)
         stacked = torch.stack([self.transform(version) for version in versions])
         return stacked, int(self.samples[index][1]), index
 

@@ -58,6 +58,7 @@ class ExplainSection:
     splits: list[str] = field(default_factory=lambda: ["train", "test"])
     family: str = "paper"
     mode: str = "faithful"
+    modify_at: str = "native"
     modifications: list[str] = field(default_factory=list)
     strengths: dict[str, list[float]] = field(default_factory=dict)
     batch_size: int = 64
@@ -102,5 +103,8 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]
     for split in config.explain.splits:
         if split not in ("train", "test"):
             raise UserError(f"{path}: explain.splits may hold 'train' and 'test', not {split!r}")
+    for key, allowed in (("mode", ("faithful", "fast")), ("modify_at", ("native", "model"))):
+        if getattr(config.explain, key) not in allowed:
+            raise UserError(f"{path}: explain.{key} must be one of {allowed}")
     config_from_dict(config.train, f"{path} [train]")
     return config, base

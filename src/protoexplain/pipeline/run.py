@@ -140,7 +140,7 @@ def _nearest(context: Context) -> None:
 
 def _explain_args(context: Context) -> list[str]:
     explain = context.config.explain
-    args = ["--family", explain.family, "--mode", explain.mode,
+    args = ["--family", explain.family, "--mode", explain.mode, "--modify-at", explain.modify_at,
             "--batch-size", str(explain.batch_size), "--workers", str(explain.workers),
             "--device", context.device]
     if explain.modifications:

@@ -64,6 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="images sampled for --calibrate (default: 32)")
     explain.add_argument("--mode", choices=("faithful", "fast"), default="faithful",
                          help=_MODES_HELP)
+    explain.add_argument("--modify-at", choices=("native", "model"), default="native",
+                         help="faithful mode: modify each image at its native resolution, then "
+                         "resize (default, the paper's order), or resize to the model's input "
+                         "size first, so that size-dependent modifications (the sine warp's "
+                         "pixel amplitude, texture filters) act alike on every image; fast mode "
+                         "always modifies at the model's size")
     explain.add_argument("--batch-size", type=int, default=32,
                          help="images per batch; each brings 1 + K forward passes (default: 32)")
     explain.add_argument("--workers", type=int, default=2,
@@ -128,15 +134,19 @@ def _modify(args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibrate(args: argparse.Namespace, dataset, config) -> dict:
-    """Set ``config.strengths`` to equal-ΔE strengths; return the calibration record."""
+def _calibrate(args: argparse.Namespace, dataset, config, image_size: int) -> dict:
+    """Set ``config.strengths`` to equal-ΔE strengths, measured on the images the modifications
+    will receive (see ``--modify-at``); return the calibration record."""
     from protoexplain.explain.families.calibration import calibrate_strengths, sample_images
+    from protoexplain.explain.inputs import modification_input
 
     if args.strengths:
         raise UserError("give either --strengths or --calibrate, not both")
+    prepare = modification_input(config.modify_at, image_size)
+    sample = sample_images(dataset, args.calibration_images, args.seed)
     calibration = calibrate_strengths(
-        sample_images(dataset, args.calibration_images, args.seed), args.family,
-        args.calibrate, names=args.modifications,
+        [prepare(image) for image in sample], args.family, args.calibrate,
+        names=args.modifications,
     )
     config.strengths = calibration.strengths()
     return calibration.to_dict()
@@ -153,6 +163,7 @@ def _explain(args: argparse.Namespace) -> int:
         strengths=_parse_strengths(args.strengths, many=True),
         family=args.family,
         mode=args.mode,
+        modify_at=args.modify_at,
         batch_size=args.batch_size,
         workers=args.workers,
         local_top_k=args.local_top_k,
@@ -169,7 +180,7 @@ def _explain(args: argparse.Namespace) -> int:
         dataset = ImageFolderDataset(args.data_dir, on_error=args.on_error)
         describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
         if args.calibrate is not None:
-            describe["calibration"] = _calibrate(args, dataset, config)
+            describe["calibration"] = _calibrate(args, dataset, config, model.spec.image_size)
         result = run_explain(model, dataset, args.out_dir, config, compare_with=args.compare_with,
                              describe=describe)
     finally:
