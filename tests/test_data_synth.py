@@ -72,7 +72,8 @@ def test_isolated_classes_differ_only_in_their_factor(tmp_path, preset):
         for _, group in groups:
             assert set(np.ravel(group[[f"{p}_{base}" for p in PARTS]])) == allowed, base
     continuous = [c for c in table.columns[4:] if c.split("_")[-1] not in (*CATEGORICAL, factor)
-                  and not c.endswith(("_x0", "_y0", "_x1", "_y1"))]
+                  and not c.endswith(("_x0", "_y0", "_x1", "_y1"))
+                  and table[c].nunique() > 1]  # a plain background's pattern columns are all 0
     for column in continuous:
         means = groups[column].mean()
         low, high = RANDOM_RANGES.get(column.split("_")[-1], (table[column].min(),
@@ -137,7 +138,57 @@ def test_colour_probe_separates_hue_but_not_shape(tmp_path):
 
 def test_cli_synth(tmp_path):
     result = run_cli("synth", str(tmp_path / "s"), "--preset", "texture", "--size", "32",
-                     "--train-per-class", "2", "--test-per-class", "1", "--masks")
+                     "--train-per-class", "2", "--test-per-class", "1", "--masks",
+                     "--background", "like-parts")
     assert result.returncode == 0, result.stderr
     assert "4 classes" in result.stdout and "8 train + 4 test" in result.stdout
+    assert "like-parts background" in result.stdout
+    assert (tmp_path / "s" / "synth.json").read_text().count('"like-parts"') == 1
     assert (tmp_path / "s" / "masks" / "train").is_dir()
+
+
+def _background_pattern(row, size: int = 64) -> np.ndarray:
+    """Where the background pattern darkens, from the factors (written here independently)."""
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float64)
+    period = row.bg_period * row.scale * size / 2
+    angle = np.radians(row.bg_angle)
+    u = (cols * np.cos(angle) + rows * np.sin(angle)) / period + row.bg_phase_u
+    v = (rows * np.cos(angle) - cols * np.sin(angle)) / period + row.bg_phase_v
+    fu, fv = u % 1, v % 1
+    return {"stripes": fu < 0.5, "checks": (fu < 0.5) != (fv < 0.5),
+            "dots": (fu - 0.5) ** 2 + (fv - 0.5) ** 2 < 0.09}[row.bg_texture]
+
+
+def test_like_parts_background_keeps_the_bird_and_matches_its_colours(tmp_path):
+    kwargs = dict(size=64, train_per_class=6, test_per_class=1, seed=2, masks=True,
+                  progress=False)
+    generate_synthetic(tmp_path / "plain", "hue", **kwargs)
+    generate_synthetic(tmp_path / "like", "hue", background="like-parts", **kwargs)
+    plain = pd.read_csv(tmp_path / "plain" / "factors.csv")
+    like = pd.read_csv(tmp_path / "like" / "factors.csv")
+    bird = [c for c in plain.columns if not c.startswith("bg_") or c == "bg_hue"]
+    pd.testing.assert_frame_equal(plain[bird], like[bird])  # the same birds, same boxes
+    assert (plain.bg_texture == "plain").all() and like.bg_texture.nunique() > 1
+    low, high = RANDOM_RANGES["saturation"]
+    assert like.bg_saturation.between(low, high).all()
+    kernel = np.ones((5, 5), np.uint8)
+    for row in like.itertuples():
+        mask = cv2.imread(str(tmp_path / "like" / "masks" / row.file), cv2.IMREAD_UNCHANGED)
+        same = cv2.imread(str(tmp_path / "plain" / "masks" / row.file), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(mask, same)
+        ground = cv2.erode((mask == 0).astype(np.uint8), kernel) > 0
+        hsv = {
+            name: cv2.cvtColor(_rgb(tmp_path / name / row.file).astype(np.float32) / 255,
+                               cv2.COLOR_RGB2HSV)[ground]
+            for name in ("plain", "like")
+        }
+        # plain: dull background; like-parts: as saturated as a part, within rounding
+        assert hsv["plain"][:, 1].mean() < 0.4
+        assert hsv["like"][:, 1].mean() > low - 0.05
+        if row.bg_texture != "plain":  # the pattern darkens its pixels by the contrast factor
+            dark = _background_pattern(row)[ground]
+            value = hsv["like"][:, 2]
+            ratio = value[dark].mean() / value[~dark].mean()
+            assert ratio == pytest.approx(1 - row.bg_contrast, abs=0.08), row.file
+    with pytest.raises(UserError, match="like-parts"):
+        generate_synthetic(tmp_path / "bad", "hue", background="busy")

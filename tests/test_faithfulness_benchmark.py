@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -165,9 +166,11 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     config = quick_config(
         presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
         last_layer_epochs=1, calibration_images=2, prototype_depth=8,
-        dose_targets=(5.0,), batch_size=8,
+        dose_targets=(5.0,), batch_size=8, background="like-parts",
     )
     summary = run_faithfulness(config, tmp_path, device="cpu", progress=False)
+    synth = json.loads((tmp_path / "data" / "hue" / "synth.json").read_text(encoding="utf-8"))
+    assert synth["config"]["background"] == summary["config"]["background"] == "like-parts"
     table = pd.read_csv(tmp_path / "faithfulness.csv")
     assert tuple(table.columns) == RESULT_COLUMNS
     assert set(table["family"]) == {"paper", "paper+calibrated", "perceptual",
@@ -209,7 +212,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_cli_help_and_user_error(tmp_path):
     result = _cli("benchmark", "faithfulness", "--help")
-    assert result.returncode == 0 and "--quick" in result.stdout
+    assert result.returncode == 0 and "--quick" in result.stdout and "like-parts" in result.stdout
     result = _cli("benchmark", "faithfulness", "--quick", "--presets", "nope",
                   "--out", str(tmp_path))
     assert result.returncode == 2

@@ -147,12 +147,14 @@ def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tin
     assert record["modify_at"] == "model"
 
 
-def test_unknown_explain_choices_are_one_line_errors(tmp_path):
-    for key, value in (("modify_at", "screen"), ("mode", "quick")):
+def test_unknown_choices_are_one_line_errors(tmp_path):
+    for section, key, value in (("explain", "modify_at", "screen"), ("explain", "mode", "quick"),
+                                ("dataset", "background", "busy")):
         path = tmp_path / f"{key}.toml"
-        path.write_text(TINY_CONFIG.replace("[explain]\n", f"[explain]\n{key} = \"{value}\"\n"),
+        header = f"[{section}]\n"
+        path.write_text(TINY_CONFIG.replace(header, f"{header}{key} = \"{value}\"\n"),
                         encoding="utf-8")
-        with pytest.raises(UserError, match=f"explain.{key} must be one of"):
+        with pytest.raises(UserError, match=f"{section}.{key} must be one of"):
             load_pipeline_config(path)
 
 

@@ -63,6 +63,7 @@ class FaithfulnessConfig:
     """
 
     presets: tuple[str, ...] = ("hue", "shape", "texture", "contrast", "saturation")
+    background: str = "plain"
     image_size: int = 64
     train_per_class: int = 400
     test_per_class: int = 25
@@ -297,7 +298,7 @@ def run_faithfulness(
         generate_synthetic(
             data, preset, seed=config.seed, size=config.image_size,
             train_per_class=config.train_per_class, test_per_class=config.test_per_class,
-            progress=False,
+            progress=False, background=config.background,
         )
         run_config = config_from_dict(training_config(config, data), f"benchmark {preset}")
         model_dir = train(run_config, out / "runs" / preset, device=torch_device)

@@ -28,6 +28,7 @@ from protoexplain.data.synth_factors import (
     PARTS,
     PRESETS,
     RANDOM_RANGES,
+    check_background,
     get_preset,
     list_presets,
     sample_factors,
@@ -39,7 +40,10 @@ from protoexplain.fileio import read_json, write_json
 __all__ = ["PRESETS", "SynthConfig", "generate_synthetic", "list_presets", "render_sample"]
 
 SPLIT_CODES = {"train": 1, "test": 2}
-GLOBAL_FACTORS = ("cx", "cy", "scale", "rotation", "bg_hue", "bg_saturation", "bg_value")
+GLOBAL_FACTORS = (
+    "cx", "cy", "scale", "rotation", "bg_hue", "bg_saturation", "bg_value",
+    "bg_texture", "bg_contrast", "bg_period", "bg_angle", "bg_phase_u", "bg_phase_v",
+)
 FACTOR_COLUMNS = (
     *GLOBAL_FACTORS, *(f"{part}_{factor}" for part in PARTS for factor in PART_FACTORS)
 )
@@ -57,14 +61,18 @@ class SynthConfig:
     train_per_class: int = 100
     test_per_class: int = 30
     masks: bool = False
+    background: str = "plain"
 
 
-def render_sample(preset: str, class_index: int, split: str, index: int, seed: int, size: int):
+def render_sample(
+    preset: str, class_index: int, split: str, index: int, seed: int, size: int,
+    background: str = "plain",
+):
     """Factors and rendering of one image; depends only on its arguments."""
     spec = get_preset(preset)
     entropy = [seed, zlib.crc32(preset.encode()), SPLIT_CODES[split], class_index, index]
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
-    factors = sample_factors(spec, class_index, rng)
+    factors = sample_factors(spec, class_index, rng, background)
     return factors, render(factors, size, rng)
 
 
@@ -74,6 +82,7 @@ def _format(value: object) -> str:
 
 def _check(config: SynthConfig) -> None:
     get_preset(config.preset)
+    check_background(config.background)
     if not 32 <= config.size <= 1024:
         raise UserError(f"image size must be between 32 and 1024 pixels, got {config.size}")
     if config.train_per_class < 1 or config.test_per_class < 1:
@@ -117,14 +126,17 @@ def generate_synthetic(
     test_per_class: int = 30,
     masks: bool = False,
     progress: bool = True,
+    background: str = "plain",
 ) -> dict:
     """Generate a synthetic data set into ``out_dir`` and return its ``synth.json`` content.
+
+    ``background``: ``plain`` or ``like-parts`` (see :mod:`.synth_factors`).
 
     The set is built in a temporary folder beside ``out_dir`` and renamed into place, so an
     interrupted run leaves nothing behind. If ``out_dir`` already holds the same data set it is
     kept as is; a non-empty folder holding anything else is an error.
     """
-    config = SynthConfig(preset, seed, size, train_per_class, test_per_class, masks)
+    config = SynthConfig(preset, seed, size, train_per_class, test_per_class, masks, background)
     _check(config)
     out = Path(out_dir)
     metadata = _metadata(config)
@@ -166,7 +178,8 @@ def _write_all(root: Path, config: SynthConfig, progress: bool) -> None:
                 (root / "masks" / split / class_spec.name).mkdir(parents=True)
             for index in range(count):
                 factors, drawn = render_sample(
-                    config.preset, class_index, split, index, config.seed, config.size
+                    config.preset, class_index, split, index, config.seed, config.size,
+                    config.background,
                 )
                 name = f"{index:05d}.png"
                 _write_png(folder / name, cv2.cvtColor(drawn.image, cv2.COLOR_RGB2BGR))

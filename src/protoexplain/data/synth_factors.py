@@ -1,10 +1,15 @@
 """Factors of the synthetic data set and the presets that tie classes to them.
 
-An image shows a "bird" made of parts (:data:`PARTS`) on a textured, coloured background. Each
+An image shows a "bird" made of parts (:data:`PARTS`) on a mottled, coloured background. Each
 part has a hue, saturation (chroma), value (brightness), shape, texture, contrast (how much the
 texture's pattern darkens the base colour: 0 invisible, 1 black) and pattern period. A preset
 fixes some (part, factor) values per class; every other factor is drawn at random per image from
 :data:`RANDOM_RANGES`, independently of the class.
+
+The background (:data:`BACKGROUNDS`) is ``plain`` — dull (saturation 0.10–0.35) and unpatterned,
+so saturation and pattern tell the bird from its surroundings — or ``like-parts``: saturation,
+value, a texture pattern, its contrast and period drawn from the parts' own ranges, so that no free
+factor separates figure from ground. The bird's factors are the same either way.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ TEXTURES = ("plain", "stripes", "dots", "checks")
 CONTINUOUS = ("hue", "saturation", "value", "contrast", "period")
 CATEGORICAL = {"shape": SHAPES, "texture": TEXTURES}
 PART_FACTORS = ("hue", "saturation", "value", "shape", "texture", "contrast", "period")
+BACKGROUNDS = ("plain", "like-parts")
 
 #: Ranges of the factors a class leaves free (uniform draws).
 RANDOM_RANGES = {
@@ -127,12 +133,23 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
-def sample_factors(preset: Preset, class_index: int, rng: np.random.Generator) -> dict:
+def check_background(background: str) -> None:
+    """A :class:`UserError` unless ``background`` is one of :data:`BACKGROUNDS`."""
+    if background not in BACKGROUNDS:
+        choices = ", ".join(BACKGROUNDS)
+        raise UserError(f"unknown background {background!r}; choose one of {choices}")
+
+
+def sample_factors(
+    preset: Preset, class_index: int, rng: np.random.Generator, background: str = "plain"
+) -> dict:
     """Draw every factor of one image of class ``class_index`` (a flat dict of plain values).
 
     The draws for free factors happen in the same order whatever the class, so they are
-    independent of it.
+    independent of it. A ``like-parts`` background draws its extra factors after the bird's, so
+    the bird is the same as with a ``plain`` one.
     """
+    check_background(background)
     spec = preset.classes[class_index]
     factors: dict[str, float | str] = {
         "cx": rng.uniform(0.44, 0.56),
@@ -158,4 +175,23 @@ def sample_factors(preset: Preset, class_index: int, rng: np.random.Generator) -
                     value = float(fixed) + jitter * JITTER[factor]
                     value = value % 1.0 if factor == "hue" else value
             factors[f"{part}_{factor}"] = float(value) if factor not in CATEGORICAL else value
+    factors.update(_background_factors(background, rng))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in factors.items()}
+
+
+def _background_factors(background: str, rng: np.random.Generator) -> dict[str, float | str]:
+    """The background's pattern (none for ``plain``) and, for ``like-parts``, its saturation and
+    value redrawn from the parts' ranges."""
+    if background == "plain":
+        return {"bg_texture": "plain", "bg_contrast": 0.0, "bg_period": 0.0, "bg_angle": 0.0,
+                "bg_phase_u": 0.0, "bg_phase_v": 0.0}
+    return {
+        "bg_saturation": rng.uniform(*RANDOM_RANGES["saturation"]),
+        "bg_value": rng.uniform(*RANDOM_RANGES["value"]),
+        "bg_texture": TEXTURES[int(rng.integers(0, len(TEXTURES)))],
+        "bg_contrast": rng.uniform(*RANDOM_RANGES["contrast"]),
+        "bg_period": rng.uniform(*RANDOM_RANGES["period"]),
+        "bg_angle": rng.uniform(0.0, 180.0),
+        "bg_phase_u": rng.uniform(0.0, 1.0),
+        "bg_phase_v": rng.uniform(0.0, 1.0),
+    }

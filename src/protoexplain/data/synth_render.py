@@ -79,14 +79,28 @@ def _hsv(h: float, s: float, v: float) -> np.ndarray:
 
 
 def _background(f: dict, size: int, rng: np.random.Generator) -> np.ndarray:
-    """Low-frequency mottled background around (bg_hue, bg_saturation, bg_value)."""
+    """Low-frequency mottled background around (bg_hue, bg_saturation, bg_value), darkened by
+    the ``bg_texture`` pattern (none when plain)."""
     noise = rng.standard_normal((5, 5, 2)).astype(np.float32)
     smooth = cv2.resize(noise, (size, size), interpolation=cv2.INTER_CUBIC)
     hue = (f["bg_hue"] * 360.0 + 15.0 * smooth[:, :, 0]) % 360.0
     sat = np.full((size, size), f["bg_saturation"], dtype=np.float32)
     val = np.clip(f["bg_value"] + 0.12 * smooth[:, :, 1], 0.0, 1.0)
+    if f["bg_texture"] != "plain":
+        val = val * np.where(_background_pattern(f, size), 1.0 - f["bg_contrast"], 1.0)
     hsv = np.stack([hue, sat, val], axis=2).astype(np.float32)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _background_pattern(f: dict, size: int) -> np.ndarray:
+    """Where the background's pattern darkens: the parts' patterns, over the whole image, with
+    the period in units of the object's radius (as for a part) and its own angle and phase."""
+    rows, cols = _coordinates(size)
+    period = f["bg_period"] * f["scale"] * size / 2.0
+    angle = math.radians(f["bg_angle"])
+    u = (cols * math.cos(angle) + rows * math.sin(angle)) / period + f["bg_phase_u"]
+    v = (rows * math.cos(angle) - cols * math.sin(angle)) / period + f["bg_phase_v"]
+    return pattern_mask(f["bg_texture"], u, v)
 
 
 def render(factors: dict, size: int, rng: np.random.Generator) -> Rendered:

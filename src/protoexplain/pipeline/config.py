@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protoexplain.data.synth_factors import BACKGROUNDS
 from protoexplain.errors import UserError
 from protoexplain.tomlconfig import from_dict, read_toml
 from protoexplain.training.config import config_from_dict
@@ -26,6 +27,7 @@ class DatasetSection:
     source: str = "synthetic"  # synthetic | folder (root/train, root/test) | cub (unpacked CUB)
     root: str = ""
     preset: str = "mixed"
+    background: str = "plain"  # plain | like-parts (docs/data.md)
     size: int = 128
     train_per_class: int = 60
     test_per_class: int = 20
@@ -89,6 +91,14 @@ class PipelineConfig:
     device: str = "auto"
 
 
+#: Settings with a fixed set of values: (section, key, allowed values).
+CHOICES = (
+    ("dataset", "background", BACKGROUNDS),
+    ("explain", "mode", ("faithful", "fast")),
+    ("explain", "modify_at", ("native", "model")),
+)
+
+
 def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]:
     """Read and check a pipeline config; returns it with the folder relative paths start from."""
     path = Path(path)
@@ -103,8 +113,8 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]
     for split in config.explain.splits:
         if split not in ("train", "test"):
             raise UserError(f"{path}: explain.splits may hold 'train' and 'test', not {split!r}")
-    for key, allowed in (("mode", ("faithful", "fast")), ("modify_at", ("native", "model"))):
-        if getattr(config.explain, key) not in allowed:
-            raise UserError(f"{path}: explain.{key} must be one of {allowed}")
+    for section, key, allowed in CHOICES:
+        if getattr(getattr(config, section), key) not in allowed:
+            raise UserError(f"{path}: {section}.{key} must be one of {allowed}")
     config_from_dict(config.train, f"{path} [train]")
     return config, base

@@ -92,7 +92,7 @@ def _data(context: Context) -> None:
     dataset = context.config.dataset
     if dataset.source == "synthetic":
         _command(context, "synth", context.data_dir, "--preset", dataset.preset,
-                 "--seed", dataset.seed, "--size", dataset.size,
+                 "--background", dataset.background, "--seed", dataset.seed, "--size", dataset.size,
                  "--train-per-class", dataset.train_per_class,
                  "--test-per-class", dataset.test_per_class)
     elif dataset.source == "cub":

@@ -25,7 +25,7 @@ def _faithfulness(args: argparse.Namespace) -> int:
                 f"{sorted(TRUE_FACTOR)}, separated by commas"
             )
         config = replace(config, presets=presets)
-    config = replace(config, seed=args.seed)
+    config = replace(config, seed=args.seed, background=args.background)
     if args.train_per_class is not None:
         config = replace(config, train_per_class=args.train_per_class)
     if args.epochs is not None:
@@ -79,6 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="training images per class (default: 400, quick: 16)")
     sub.add_argument("--epochs", type=int, default=None, metavar="N",
                      help="training epochs, with pushes after N/2 and N (default: 30, quick: 4)")
+    sub.add_argument("--background", default="plain", choices=("plain", "like-parts"),
+                     help="background of the synthetic images (default: plain; like-parts: no "
+                     "free factor separates bird and background, see docs/faithfulness.md)")
     sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")
     sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     sub.set_defaults(func=_faithfulness)

@@ -68,6 +68,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="test images per class (default: 30)")
     synth.add_argument("--masks", action="store_true",
                        help="also write part-label masks under OUT_DIR/masks/")
+    synth.add_argument("--background", default="plain", choices=("plain", "like-parts"),
+                       help="plain (default): dull, unpatterned background; like-parts: "
+                       "saturation, value and texture pattern drawn like the parts', so that no "
+                       "free factor tells the bird from its surroundings")
     synth.set_defaults(func=_synth)
 
 
@@ -115,11 +119,13 @@ def _synth(args: argparse.Namespace) -> int:
     from protoexplain.data.synth import generate_synthetic
 
     meta = generate_synthetic(args.out_dir, args.preset, args.seed, args.size,
-                              args.train_per_class, args.test_per_class, args.masks)
+                              args.train_per_class, args.test_per_class, args.masks,
+                              background=args.background)
     counts = meta["counts"]
     print(
         f"synth: preset {args.preset}, {len(meta['classes'])} classes, {counts['train']} train + "
-        f"{counts['test']} test images of {args.size}px in {args.out_dir} "
+        f"{counts['test']} test images of {args.size}px ({args.background} background) in "
+        f"{args.out_dir} "
         "(factors.csv, synth.json)"
     )
     return 0
