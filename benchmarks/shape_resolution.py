@@ -18,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from protoexplain.benchmark import factor_ranks, summarise_ranks
 from protoexplain.benchmark.faithfulness import random_model
 from protoexplain.data import ImageFolderDataset, generate_synthetic
@@ -33,15 +35,27 @@ SETTINGS = (
 )
 
 
+def _load(bench: Path) -> tuple[dict, object]:
+    """The benchmark's configuration and trained shape model; exits with one line if absent."""
+    record, model_dir = bench / "benchmark.json", bench / "runs" / "shape" / "model"
+    if not record.is_file() or not (model_dir / "model.json").is_file():
+        sys.exit(f"shape_resolution: {bench} holds no finished 'shape' preset ({record.name} and "
+                 "runs/shape/model/); run 'protoexplain benchmark faithfulness' first")
+    return read_json(record)["config"], load_model(model_dir).eval()
+
+
 def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: python benchmarks/shape_resolution.py BENCHMARK_DIR [OUT_DIR]")
     bench = Path(sys.argv[1])
     out = Path(sys.argv[2] if len(sys.argv) > 2 else "shape-resolution")
-    config = read_json(bench / "benchmark.json")["config"]
-    model = load_model(bench / "runs" / "shape" / "model").eval()
+    config, model = _load(bench)
     models = {"trained": model, "control_random": random_model(model, config["seed"] + 2)}
     rows = []
-    print(f"{'native px':>9}{'A px':>6}{'A/side':>8}{'modify at':>10}  {'model':<15}"
-          f"{'shape first':>12}{'mean rank':>10}{'shape':>8}{'hue':>8}{'satur.':>8}{'seconds':>8}")
+    bar = tqdm(total=len(SETTINGS) * len(models), desc="shape resolution", unit="run")
+    bar.write(f"{'native px':>9}{'A px':>6}{'A/side':>8}{'modify at':>10}  {'model':<15}"
+              f"{'shape first':>12}{'mean rank':>10}{'shape':>8}{'hue':>8}{'satur.':>8}"
+              f"{'seconds':>8}")
     for size, amplitude, modify_at in SETTINGS:
         data = out / f"data{size}"
         generate_synthetic(data, "shape", seed=config["seed"], size=size, train_per_class=1,
@@ -62,11 +76,15 @@ def main() -> None:
                    "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
             relative = amplitude / (size if modify_at == "native" else model.spec.image_size)
-            print(f"{size:>9}{amplitude:>6.0f}{relative:>8.3f}{modify_at:>10}  {kind:<15}"
-                  f"{summary['top1_share']:>12.0%}{summary['mean_rank']:>10.2f}"
-                  f"{means['shape']:>8.3f}{means['hue']:>8.3f}{means['saturation']:>8.3f}"
-                  f"{row['seconds']:>8.1f}")
+            bar.write(f"{size:>9}{amplitude:>6.0f}{relative:>8.3f}{modify_at:>10}  {kind:<15}"
+                      f"{summary['top1_share']:>12.0%}{summary['mean_rank']:>10.2f}"
+                      f"{means['shape']:>8.3f}{means['hue']:>8.3f}{means['saturation']:>8.3f}"
+                      f"{row['seconds']:>8.1f}")
+            bar.update()
+    bar.close()
     write_json(out / "shape_resolution.json", rows)
+    print(f"shape_resolution: {len(rows)} runs; wrote {out / 'shape_resolution.json'} and the "
+          f"rendered test sets under {out}/")
 
 
 if __name__ == "__main__":

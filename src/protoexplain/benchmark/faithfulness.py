@@ -225,11 +225,11 @@ def _dose_rows(preset, variant, kind, scores, chosen, records) -> list[dict]:
 @dataclass
 class _PresetResult:
     preset: str
-    rows: list[dict]
-    per_prototype: list[pd.DataFrame]
-    importance: list[dict]
-    dose: list[dict]
     calibration: dict
+    rows: list[dict] = field(default_factory=list)
+    per_prototype: list[pd.DataFrame] = field(default_factory=list)
+    importance: list[dict] = field(default_factory=list)
+    dose: list[dict] = field(default_factory=list)
 
 
 def _explain_preset(
@@ -243,9 +243,7 @@ def _explain_preset(
         fam: _calibrated_strengths(sample, fam, targets) for fam in ("paper", "perceptual")
     }
     test = ImageFolderDataset(data / "test")
-    out = _PresetResult(
-        preset, [], [], [], [], {fam: rec for fam, (_, rec) in calibrated.items()}
-    )
+    out = _PresetResult(preset, {fam: rec for fam, (_, rec) in calibrated.items()})
     for kind, model in models.items():
         for variant, (family, use_calibration) in VARIANTS.items():
             strengths = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from protoexplain.choices import BACKGROUNDS
 from protoexplain.errors import UserError
 
 PARTS = ("body", "head", "wing", "tail")
@@ -26,7 +27,6 @@ TEXTURES = ("plain", "stripes", "dots", "checks")
 CONTINUOUS = ("hue", "saturation", "value", "contrast", "period")
 CATEGORICAL = {"shape": SHAPES, "texture": TEXTURES}
 PART_FACTORS = ("hue", "saturation", "value", "shape", "texture", "contrast", "period")
-BACKGROUNDS = ("plain", "like-parts")
 
 #: Ranges of the factors a class leaves free (uniform draws).
 RANDOM_RANGES = {

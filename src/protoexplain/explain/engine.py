@@ -33,12 +33,12 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from protoexplain import __version__
+from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.data import eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
 from protoexplain.explain.inputs import (
-    MODIFY_AT,
     VersionedImages,
     image_versions,
     modification_input,
@@ -53,7 +53,6 @@ from protoexplain.explain.modifications import (
 from protoexplain.explain.scores import ScoreSums, poisson_weights, score_batch
 from protoexplain.fileio import atomic_open, atomic_path, write_json
 
-MODES = ("faithful", "fast")
 LOCAL_FILE = "local_scores.parquet"
 GLOBAL_FILE = "global_scores.csv"
 PARTS_DIR = "parts"
@@ -80,7 +79,7 @@ class ExplainConfig:
 
     def check(self) -> None:
         """Raise :class:`UserError` for values that cannot work."""
-        if self.mode not in MODES:
+        if self.mode not in EXPLAIN_MODES:
             raise UserError(f"unknown mode {self.mode!r}; use faithful or fast")
         if self.modify_at not in MODIFY_AT:
             raise UserError(f"unknown modify-at {self.modify_at!r}; use native or model")

@@ -17,6 +17,7 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import Dataset
 
+from protoexplain.choices import MODIFY_AT
 from protoexplain.explain.modifications import ModificationSetting
 
 
@@ -26,9 +27,6 @@ def image_versions(
     """The original followed by one modified copy per setting (all RGB, native resolution)."""
     modified = [setting.apply(image) for setting in settings]
     return [image, *(m if m.mode == "RGB" else m.convert("RGB") for m in modified)]
-
-
-MODIFY_AT = ("native", "model")
 
 
 def modification_input(modify_at: str, image_size: int) -> Callable[[Image.Image], Image.Image]:

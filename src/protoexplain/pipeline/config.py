@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protoexplain.data.synth_factors import BACKGROUNDS
+from protoexplain.choices import BACKGROUNDS, EXPLAIN_MODES, MODIFY_AT
 from protoexplain.errors import UserError
 from protoexplain.tomlconfig import from_dict, read_toml
 from protoexplain.training.config import config_from_dict
@@ -94,8 +94,8 @@ class PipelineConfig:
 #: Settings with a fixed set of values: (section, key, allowed values).
 CHOICES = (
     ("dataset", "background", BACKGROUNDS),
-    ("explain", "mode", ("faithful", "fast")),
-    ("explain", "modify_at", ("native", "model")),
+    ("explain", "mode", EXPLAIN_MODES),
+    ("explain", "modify_at", MODIFY_AT),
 )
 
 

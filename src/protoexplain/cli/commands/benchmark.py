@@ -6,6 +6,7 @@ import argparse
 from dataclasses import replace
 from pathlib import Path
 
+from protoexplain.choices import BACKGROUNDS
 from protoexplain.errors import UserError
 
 ORDER = 80
@@ -79,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="training images per class (default: 400, quick: 16)")
     sub.add_argument("--epochs", type=int, default=None, metavar="N",
                      help="training epochs, with pushes after N/2 and N (default: 30, quick: 4)")
-    sub.add_argument("--background", default="plain", choices=("plain", "like-parts"),
+    sub.add_argument("--background", default="plain", choices=BACKGROUNDS,
                      help="background of the synthetic images (default: plain; like-parts: no "
                      "free factor separates bird and background, see docs/faithfulness.md)")
     sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")

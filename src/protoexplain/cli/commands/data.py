@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import warnings
 
+from protoexplain.choices import BACKGROUNDS
+
 ORDER = 20
 
 
@@ -68,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="test images per class (default: 30)")
     synth.add_argument("--masks", action="store_true",
                        help="also write part-label masks under OUT_DIR/masks/")
-    synth.add_argument("--background", default="plain", choices=("plain", "like-parts"),
+    synth.add_argument("--background", default="plain", choices=BACKGROUNDS,
                        help="plain (default): dull, unpatterned background; like-parts: "
                        "saturation, value and texture pattern drawn like the parts', so that no "
                        "free factor tells the bird from its surroundings")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.errors import UserError
 
 ORDER = 40
@@ -62,9 +63,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "strengths are recorded in explain.json")
     explain.add_argument("--calibration-images", type=int, default=32, metavar="N",
                          help="images sampled for --calibrate (default: 32)")
-    explain.add_argument("--mode", choices=("faithful", "fast"), default="faithful",
+    explain.add_argument("--mode", choices=EXPLAIN_MODES, default="faithful",
                          help=_MODES_HELP)
-    explain.add_argument("--modify-at", choices=("native", "model"), default="native",
+    explain.add_argument("--modify-at", choices=MODIFY_AT, default="native",
                          help="faithful mode: modify each image at its native resolution, then "
                          "resize (default, the paper's order), or resize to the model's input "
                          "size first, so that size-dependent modifications (the sine warp's "
