@@ -166,7 +166,7 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     config = quick_config(
         presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
         last_layer_epochs=1, calibration_images=2, prototype_depth=8,
-        dose_targets=(5.0,), batch_size=8, background="like-parts",
+        dose_targets=(5.0,), batch_size=8, background="like-parts", workers=2,
     )
     summary = run_faithfulness(config, tmp_path, device="cpu", progress=False)
     synth = json.loads((tmp_path / "data" / "hue" / "synth.json").read_text(encoding="utf-8"))
@@ -188,7 +188,8 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     importance = pd.read_csv(tmp_path / "importance.csv")
     assert tuple(importance.columns) == IMPORTANCE_COLUMNS
     assert len(importance) == 4 * 4 * 6  # families × models × characteristics
-    # the trained model's perceptual row, recomputed from its saved model and the test images
+    # the trained model's perceptual row (explained with 2 workers), recomputed from its saved
+    # model and the test images in the main process
     model = load_model(tmp_path / "runs" / "hue" / "model").eval()
     again = explain_dataset(model, ImageFolderDataset(tmp_path / "data" / "hue" / "test"),
                             family="perceptual", mode="faithful", bootstrap=0, device="cpu",
@@ -202,6 +203,8 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert summary["recommended_family"] in markdown
     assert (tmp_path / "dose_hue.png").stat().st_size > 0
     assert summary["calibration"]["hue"]["perceptual"]["5.0"]["metric"] == "CIEDE2000"
+    run_config = (tmp_path / "runs" / "hue" / "config.toml").read_text(encoding="utf-8")
+    assert summary["config"]["workers"] == 2 and "workers = 2" in run_config
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
@@ -217,3 +220,7 @@ def test_cli_help_and_user_error(tmp_path):
                   "--out", str(tmp_path))
     assert result.returncode == 2
     assert "nope" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("benchmark", "faithfulness", "--quick", "--workers", "-1",
+                  "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "--workers -1" in result.stderr and "Traceback" not in result.stderr

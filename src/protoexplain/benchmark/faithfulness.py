@@ -59,7 +59,8 @@ class FaithfulnessConfig:
 
     The training recipe suits ``small_cnn`` from scratch (see the demo config): no warm-up, a
     trunk learning rate without decay, and two pushes (after epoch ``epochs // 2`` and after the
-    last epoch), each followed by ``last_layer_epochs`` last-layer epochs.
+    last epoch), each followed by ``last_layer_epochs`` last-layer epochs. ``workers``: data-loader
+    processes for training and for the faithful modifications; the results do not depend on it.
     """
 
     presets: tuple[str, ...] = ("hue", "shape", "texture", "contrast", "saturation")
@@ -79,6 +80,7 @@ class FaithfulnessConfig:
     calibration_target: float = DEFAULT_TARGET
     dose_targets: tuple[float, ...] = field(default=(2.5, DEFAULT_TARGET, 10.0))
     seed: int = 0
+    workers: int = 0
 
 
 def quick_config(**overrides) -> FaithfulnessConfig:
@@ -97,7 +99,7 @@ def training_config(config: FaithfulnessConfig, data: Path) -> dict:
         "seed": config.seed,
         "data": {
             "train": str(data / "train"), "test": str(data / "test"),
-            "augmentation": "none", "validation_fraction": 0.0,
+            "augmentation": "none", "validation_fraction": 0.0, "workers": config.workers,
         },
         "model": {
             "backbone": "small_cnn", "weights": "none", "image_size": config.image_size,
@@ -253,6 +255,7 @@ def _explain_preset(
             result = explain_dataset(
                 model, test, family=family, strengths=strengths, mode="faithful", bootstrap=0,
                 device=str(device), batch_size=config.batch_size, seed=config.seed,
+                workers=config.workers,
             )
             scores = result.global_scores
             if use_calibration:

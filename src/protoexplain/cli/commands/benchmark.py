@@ -26,7 +26,9 @@ def _faithfulness(args: argparse.Namespace) -> int:
                 f"{sorted(TRUE_FACTOR)}, separated by commas"
             )
         config = replace(config, presets=presets)
-    config = replace(config, seed=args.seed, background=args.background)
+    if args.workers < 0:
+        raise UserError(f"--workers {args.workers}: use 0 (no worker processes) or more")
+    config = replace(config, seed=args.seed, background=args.background, workers=args.workers)
     if args.train_per_class is not None:
         config = replace(config, train_per_class=args.train_per_class)
     if args.epochs is not None:
@@ -85,4 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      "free factor separates bird and background, see docs/faithfulness.md)")
     sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")
     sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    sub.add_argument("--workers", type=int, default=0, metavar="N",
+                     help="data-loader processes for training and the image modifications "
+                     "(default 0; results do not depend on it)")
     sub.set_defaults(func=_faithfulness)
