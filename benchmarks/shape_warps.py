@@ -1,0 +1,113 @@
+"""Is a smoother sine warp more specific to shape? Prints a table, writes JSON.
+
+Usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]  (default: ./shape_warps.json)
+
+BENCHMARK_DIR is the output of ``protoexplain benchmark faithfulness`` with the ``shape`` preset.
+Its trained shape model and the benchmark's three controls are explained with the perceptual
+family's five colour and texture modifications plus each candidate shape modification in turn:
+the paper's warp (integer row and column shifts, A = 4, w = 0.05), the same displacement with
+sub-pixel shifts (bilinear resampling, OpenCV ``remap``), and both with half the frequency. For
+each candidate the table gives how often it is the most important of the six characteristics.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from protoexplain.benchmark.faithfulness import control_model, patch_control_model, random_model
+from protoexplain.data import ImageFolderDataset
+from protoexplain.explain import explain_dataset
+from protoexplain.explain.families import perceptual
+from protoexplain.explain.modifications import get_modification, register_modification
+from protoexplain.explain.warp import sine_warp
+from protoexplain.fileio import read_json, write_json
+from protoexplain.models import load_model
+
+FAMILY = "warp-study"
+AMPLITUDE = 4.0
+OTHERS = {"hue": perceptual.hue, "saturation": perceptual.saturation,
+          "contrast": perceptual.contrast, "brightness": perceptual.brightness,
+          "texture": perceptual.texture}
+
+
+def smooth_sine_warp(pixels: np.ndarray, amplitude: float, frequency: float) -> np.ndarray:
+    """The paper's displacement field with sub-pixel shifts: rows move by A·sin(π·w·i), then
+    columns by A·sin(π·w·j), bilinear resampling, wrapping around like the original."""
+    height, width = pixels.shape[:2]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    row_shift = (amplitude * np.sin(np.pi * frequency * np.arange(height)))[:, None]
+    rows_moved = cv2.remap(pixels, ((xs - row_shift) % width).astype(np.float32), ys,
+                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    col_shift = (amplitude * np.sin(np.pi * frequency * np.arange(width)))[None, :]
+    return cv2.remap(rows_moved, xs, ((ys - col_shift) % height).astype(np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+
+
+def _warp(function, frequency: float):
+    return lambda image, strength: Image.fromarray(function(np.asarray(image), strength, frequency))
+
+
+CANDIDATES = {
+    "integer, w = 0.05 (paper)": _warp(sine_warp, 0.05),
+    "sub-pixel, w = 0.05": _warp(smooth_sine_warp, 0.05),
+    "integer, w = 0.025": _warp(sine_warp, 0.025),
+    "sub-pixel, w = 0.025": _warp(smooth_sine_warp, 0.025),
+}
+NAMES = {label: f"shape_{index}" for index, label in enumerate(CANDIDATES)}
+
+
+def _register() -> None:
+    """The study's family: the perceptual colour and texture modifications and every warp."""
+    for name, function in OTHERS.items():
+        strength = get_modification(name, perceptual.FAMILY).default_strength
+        register_modification(name, family=FAMILY, default_strength=strength)(function)
+    for label, function in CANDIDATES.items():
+        register_modification(NAMES[label], family=FAMILY, default_strength=AMPLITUDE,
+                              description=label)(function)
+
+
+def main() -> None:
+    if len(sys.argv) < 2:
+        sys.exit("usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]")
+    bench = Path(sys.argv[1])
+    out = Path(sys.argv[2] if len(sys.argv) > 2 else "shape_warps.json")
+    model_dir, data = bench / "runs" / "shape" / "model", bench / "data" / "shape"
+    if not (model_dir / "model.json").is_file() or not (bench / "benchmark.json").is_file():
+        sys.exit(f"shape_warps: {bench} holds no finished 'shape' preset; run "
+                 "'protoexplain benchmark faithfulness' first")
+    config = read_json(bench / "benchmark.json")["config"]
+    seed = config["seed"]
+    _register()
+    model = load_model(model_dir).eval()
+    models = {"trained": model, "control_trunk": control_model(model, seed + 1),
+              "control_patches": patch_control_model(model, data / "train", seed + 3),
+              "control_random": random_model(model, seed + 2)}
+    test = ImageFolderDataset(data / "test")
+    rows = []
+    for kind, explained in tqdm(models.items(), desc="shape warps", unit="model"):
+        scores = explain_dataset(
+            explained, test, modifications=[*OTHERS, *NAMES.values()], family=FAMILY,
+            mode="faithful", bootstrap=0, device="cpu", batch_size=32, seed=seed,
+        ).global_scores.pivot(index="prototype", columns="modification", values="weighted_delta")
+        for label, name in NAMES.items():
+            six = scores[[*OTHERS, name]]
+            rows.append({"model": kind, "warp": label,
+                         "shape_first": float((six.idxmax(axis=1) == name).mean()),
+                         "shape_importance": float(scores[name].mean()),
+                         "hue_importance": float(scores["hue"].mean())})
+    print(f"{'warp':<28}{'model':<17}{'shape first':>12}{'shape imp.':>11}{'hue imp.':>10}")
+    for row in rows:
+        print(f"{row['warp']:<28}{row['model']:<17}{row['shape_first']:>12.0%}"
+              f"{row['shape_importance']:>11.4f}{row['hue_importance']:>10.4f}")
+    write_json(out, {"benchmark_config": config, "rows": rows})
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
