@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from protoexplain import __version__
 from protoexplain.benchmark.plots import plot_dose_response
 from protoexplain.benchmark.ranking import TRUE_FACTOR, factor_ranks, summarise_ranks
+from protoexplain.benchmark.significance import add_significance
 from protoexplain.benchmark.tables import markdown_table, recommend_family
 from protoexplain.data import ImageFolderDataset, eval_transform, generate_synthetic, make_loader
 from protoexplain.device import resolve_device
@@ -44,8 +45,14 @@ VARIANTS = {
     "perceptual": ("perceptual", False),
     "perceptual+calibrated": ("perceptual", True),
 }
-RESULT_COLUMNS = (
+ROW_COLUMNS = (
     "preset", "family", "model", "accuracy", "top1_share", "mean_rank", "n_prototypes", "tops",
+)
+#: Columns of ``faithfulness.csv``: the rows plus the share's 95 % interval and, for controls, the
+#: p-value that the trained model ranks the true factor first more often (:mod:`.significance`).
+RESULT_COLUMNS = (
+    "preset", "family", "model", "accuracy", "top1_share", "top1_low", "top1_high",
+    "p_trained_greater", "mean_rank", "n_prototypes", "tops",
 )
 DOSE_COLUMNS = (
     "preset", "family", "model", "modification", "target", "strength", "delta_e", "importance",
@@ -321,7 +328,8 @@ def _write_outputs(
     config: FaithfulnessConfig, out: Path, results: list[_PresetResult], seconds: float,
     device: torch.device,
 ) -> dict:
-    table = pd.DataFrame([r for res in results for r in res.rows], columns=list(RESULT_COLUMNS))
+    table = pd.DataFrame([r for res in results for r in res.rows], columns=list(ROW_COLUMNS))
+    table = add_significance(table)[list(RESULT_COLUMNS)]
     dose = pd.DataFrame([r for res in results for r in res.dose], columns=list(DOSE_COLUMNS))
     importance = pd.DataFrame(
         [r for res in results for r in res.importance], columns=list(IMPORTANCE_COLUMNS)

@@ -26,6 +26,23 @@ def _percent(value: float) -> str:
     return f"{100 * value:.0f}%"
 
 
+def _with_interval(row: pd.Series) -> str:
+    """``98% (87–100)``: the share and its 95 % interval, when the table has one."""
+    if pd.isna(row.get("top1_low")) or pd.isna(row.get("top1_high")):
+        return _percent(row["top1_share"])
+    low, high = 100 * row["top1_low"], 100 * row["top1_high"]
+    return f"{_percent(row['top1_share'])} ({low:.0f}–{high:.0f})"
+
+
+def _with_p_value(row: pd.Series) -> str:
+    """``15% (p < 0.001)``: a control's share and the p-value that the trained share is higher."""
+    p_value = row.get("p_trained_greater")
+    if pd.isna(p_value):
+        return _percent(row["top1_share"])
+    shown = "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
+    return f"{_percent(row['top1_share'])} ({shown})"
+
+
 #: Controls reported next to the trained model, in table order: (model kind, column label).
 CONTROLS = (
     ("control_trunk", "trunk control"),
@@ -48,13 +65,12 @@ def markdown_table(table: pd.DataFrame, recommended: str) -> str:
     for key, row in trained.iterrows():
         preset, family = key
         name = f"**{family}**" if family == recommended else family
-        cells = [preset, name, _percent(row["accuracy"]), _percent(row["top1_share"]),
+        cells = [preset, name, _percent(row["accuracy"]), _with_interval(row),
                  f"{row['mean_rank']:.2f}"]
         for kind, _ in CONTROLS:
             rows = by_model.get(kind)
             if rows is not None and key in rows.index:
-                cells += [_percent(rows.loc[key, "top1_share"]),
-                          f"{rows.loc[key, 'mean_rank']:.2f}"]
+                cells += [_with_p_value(rows.loc[key]), f"{rows.loc[key, 'mean_rank']:.2f}"]
             else:
                 cells += ["–", "–"]
         cells.append(str(row["tops"]))
@@ -62,4 +78,10 @@ def markdown_table(table: pd.DataFrame, recommended: str) -> str:
     lines.append("")
     lines.append(f"Recommended family: **{recommended}** (best top-1 share on "
                  f"{' and '.join(KEY_PRESETS)}). Ranks are among 6 characteristics (1 = top).")
+    if "p_trained_greater" in table.columns:
+        lines.append("")
+        lines.append("In brackets: after the trained share its 95 % Wilson interval; after a "
+                     "control's share the one-sided Fisher exact p-value that the trained model "
+                     "ranks the true factor first more often than that control. Both treat the "
+                     "prototypes as independent (they share a trunk): indicative only.")
     return "\n".join(lines) + "\n"
