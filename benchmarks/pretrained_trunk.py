@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
@@ -39,6 +40,7 @@ from protoexplain.benchmark.faithfulness import (
     training_config,
 )
 from protoexplain.benchmark.ranking import TRUE_FACTOR
+from protoexplain.benchmark.significance import add_significance
 from protoexplain.choices import BACKGROUNDS
 from protoexplain.data import ImageFolderDataset, generate_synthetic
 from protoexplain.data.synth import render_sample
@@ -205,13 +207,17 @@ def main() -> None:
     config = replace(FaithfulnessConfig(), background=args.background, image_size=args.size,
                      seed=args.seed, warm_epochs=5, features_lr=1e-4)
     bar = tqdm(total=len(presets) * len(FAMILIES) * 5, desc="explain", unit="model")
-    rows = [row for preset in presets for row in study_preset(preset, out, config, device, bar)]
+    table = add_significance(pd.DataFrame(
+        [row for preset in presets for row in study_preset(preset, out, config, device, bar)]))
     bar.close()
     print(f"pretraining validation accuracy per factor: {pretrain_accuracy}")
-    print(f"{'preset':<8}{'family':<12}{'model':<18}{'acc.':>6}{'top-1':>7}{'rank':>6}  tops")
-    for row in rows:
+    print(f"{'preset':<8}{'family':<12}{'model':<18}{'acc.':>6}{'top-1':>7}{'p':>8}{'rank':>6}"
+          "  tops   (p: one-sided Fisher test, trained share > control share)")
+    for _, row in table.iterrows():
+        p_value = "" if pd.isna(row["p_trained_greater"]) else f"{row['p_trained_greater']:.3f}"
         print(f"{row['preset']:<8}{row['family']:<12}{row['model']:<18}{row['accuracy']:>6.0%}"
-              f"{row['top1_share']:>7.0%}{row['mean_rank']:>6.2f}  {row['tops']}")
+              f"{row['top1_share']:>7.0%}{p_value:>8}{row['mean_rank']:>6.2f}  {row['tops']}")
+    rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
     seconds = round(time.perf_counter() - started, 1)
     write_json(out / "pretrained_trunk.json", {
         "background": args.background, "images": args.images,
