@@ -257,10 +257,25 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert summary["config"]["workers"] == 2 and "workers = 2" in run_config
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run([sys.executable, "-m", "protoexplain", *args], env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_quick_benchmark_runs_end_to_end_from_the_cli(tmp_path):
+    """The documented smoke run, exactly as a user types it (about two minutes on two cores)."""
+    result = _cli("benchmark", "faithfulness", "--quick", "--out", str(tmp_path), timeout=840)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "faithfulness benchmark: 5 presets in" in result.stdout
+    summary = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
+    assert summary["presets_done"] == ["hue", "shape", "texture", "contrast", "saturation"]
+    assert summary["config"]["train_per_class"] == 16 and summary["config"]["epochs"] == 4
+    table = pd.read_csv(tmp_path / "faithfulness.csv")
+    assert len(table) == 5 * 4 * 4  # presets × families × models
+    assert table.groupby(["preset", "family"]).size().eq(4).all()
+    assert all((tmp_path / f"dose_{preset}.png").stat().st_size > 0
+               for preset in summary["presets_done"])
 
 
 def test_cli_help_and_user_error(tmp_path):
