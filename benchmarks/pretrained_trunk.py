@@ -26,32 +26,32 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from protoexplain.benchmark import factor_ranks, summarise_ranks
+from protoexplain.benchmark import factor_ranks
 from protoexplain.benchmark.faithfulness import (
     FaithfulnessConfig,
+    benchmark_models,
     control_model,
-    patch_control_model,
-    random_model,
-    test_accuracy,
-    training_config,
+    result_row,
+    train_preset,
 )
 from protoexplain.benchmark.ranking import TRUE_FACTOR
 from protoexplain.benchmark.significance import add_significance
 from protoexplain.choices import BACKGROUNDS
-from protoexplain.data import ImageFolderDataset, generate_synthetic
+from protoexplain.data import ImageFolderDataset
 from protoexplain.data.synth import render_sample
 from protoexplain.data.synth_factors import PARTS, PRESETS, SHAPES, TEXTURES
 from protoexplain.device import resolve_device
+from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset
 from protoexplain.fileio import atomic_path, write_json
-from protoexplain.models import ProtoPNet, load_model
+from protoexplain.models import ProtoPNet
 from protoexplain.models.backbones import SmallCNN, backbone_info
 from protoexplain.models.ppnet import IMAGENET_MEAN, IMAGENET_STD, build_add_on_layers
-from protoexplain.training import config_from_dict, train
 
 #: Continuous factors and the (low, high, bins) of their classes; hue bins are centred on k/8.
 BINNED = {"saturation": (0.05, 0.95, 4), "value": (0.3, 1.0, 4), "contrast": (0.05, 0.9, 4)}
@@ -92,9 +92,8 @@ def render_pretraining_set(
 
 
 def _normalise(pixels: torch.Tensor) -> torch.Tensor:
-    mean = torch.tensor(IMAGENET_MEAN, device=pixels.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=pixels.device).view(1, 3, 1, 1)
-    return (pixels.float() / 255 - mean) / std
+    """uint8 batch → the ProtoPNet's input scale (ImageNet mean and std, as its ``ModelSpec``)."""
+    return TF.normalize(pixels.float() / 255, IMAGENET_MEAN, IMAGENET_STD)
 
 
 def pretrain_trunk(
@@ -147,25 +146,10 @@ def study_preset(
     preset: str, out: Path, config: FaithfulnessConfig, device: torch.device, bar: tqdm
 ) -> list[dict]:
     """Train ``preset`` from the pretrained trunk; rank characteristics for every model."""
-    data = out / "data" / preset
-    generate_synthetic(
-        data, preset, seed=config.seed, size=config.image_size,
-        train_per_class=config.train_per_class, test_per_class=config.test_per_class,
-        progress=False, background=config.background,
-    )
-    settings = training_config(config, data)
-    settings["model"]["weights"] = str(out / "trunk.safetensors")
-    model_dir = train(config_from_dict(settings, f"pretrained {preset}"), out / "runs" / preset,
-                      device=device)
-    model = load_model(model_dir).eval()
-    accuracy = test_accuracy(model, data / "test", device)
-    models = {
-        "trained": model,
-        "control_trunk": control_model(model, config.seed + 1),
-        "control_backbone": backbone_control(model, config.seed + 4),
-        "control_patches": patch_control_model(model, data / "train", config.seed + 3),
-        "control_random": random_model(model, config.seed + 2),
-    }
+    model, accuracy, data = train_preset(preset, config, out, device,
+                                         weights=str(out / "trunk.safetensors"))
+    models = {**benchmark_models(model, data / "train", config.seed),
+              "control_backbone": backbone_control(model, config.seed + 4)}
     test = ImageFolderDataset(data / "test")
     rows = []
     for family in FAMILIES:
@@ -175,32 +159,44 @@ def study_preset(
                 batch_size=config.batch_size, seed=config.seed,
             )
             ranks = factor_ranks(result.global_scores, TRUE_FACTOR[preset])
-            tops = ranks["top"].value_counts()
-            rows.append({
-                "preset": preset, "family": family, "model": kind, "accuracy": accuracy,
-                **summarise_ranks(ranks),
-                "tops": " ".join(f"{name}:{count}" for name, count in tops.items()),
-            })
+            rows.append(result_row(preset, family, kind, accuracy, ranks))
             bar.update()
     return rows
 
 
 def main() -> None:
+    try:
+        run()
+    except UserError as error:
+        raise SystemExit(f"pretrained_trunk: {error}") from None
+
+
+def run() -> None:
+    """Parse the command line, pretrain, study every preset, print the table, write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out", nargs="?", default="pretrained-trunk")
-    parser.add_argument("--background", choices=BACKGROUNDS, default="like-parts")
-    parser.add_argument("--presets", default="hue,shape")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--images", type=int, default=16000, help="pretraining images")
-    parser.add_argument("--pretrain-epochs", type=int, default=12)
-    parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("out", nargs="?", default="pretrained-trunk",
+                        help="output folder (default: ./pretrained-trunk)")
+    parser.add_argument("--background", choices=BACKGROUNDS, default="like-parts",
+                        help="background of pretraining and preset images (default: like-parts)")
+    parser.add_argument("--presets", default="hue,shape",
+                        help="comma-separated isolated presets (default: hue,shape)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--images", type=int, default=16000,
+                        help="pretraining images (default: 16000)")
+    parser.add_argument("--pretrain-epochs", type=int, default=12,
+                        help="pretraining epochs (default: 12)")
+    parser.add_argument("--size", type=int, default=64, help="image size in pixels (default: 64)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
     args = parser.parse_args()
     out, device = Path(args.out), resolve_device(args.device)
     presets = [p for p in args.presets.split(",") if p]
     unknown = [p for p in presets if p not in TRUE_FACTOR]
-    if unknown:
-        parser.exit(2, f"pretrained_trunk: unknown isolated presets {unknown}\n")
+    if unknown or not presets:
+        parser.exit(2, f"pretrained_trunk: unknown isolated presets {unknown}; choose from "
+                    f"{sorted(TRUE_FACTOR)}\n")
+    if args.images < 16 or args.pretrain_epochs < 1 or not 32 <= args.size <= 1024:
+        parser.exit(2, "pretrained_trunk: use --images 16 or more, --pretrain-epochs 1 or more "
+                    "and --size between 32 and 1024\n")
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     pretrain_accuracy = pretrain_trunk(out, args, device)

@@ -1,6 +1,7 @@
 """Is a smoother sine warp more specific to shape? Prints a table, writes JSON.
 
-Usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]  (default: ./shape_warps.json)
+Usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]  (default: ./shape_warps.json;
+about 20 seconds on two CPU cores)
 
 BENCHMARK_DIR is the output of ``protoexplain benchmark faithfulness`` with the ``shape`` preset.
 Its trained shape model and the benchmark's three controls are explained with the perceptual
@@ -12,7 +13,7 @@ each candidate the table gives how often it is the most important of the six cha
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import cv2
@@ -20,7 +21,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from protoexplain.benchmark.faithfulness import control_model, patch_control_model, random_model
+from protoexplain.benchmark import factor_ranks, summarise_ranks
+from protoexplain.benchmark.faithfulness import benchmark_models
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families import perceptual
@@ -73,40 +75,40 @@ def _register() -> None:
 
 
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit("usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]")
-    bench = Path(sys.argv[1])
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else "shape_warps.json")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("benchmark_dir", type=Path,
+                        help="a 'protoexplain benchmark faithfulness' output with the shape preset")
+    parser.add_argument("out", type=Path, nargs="?", default=Path("shape_warps.json"),
+                        help="JSON file to write (default: ./shape_warps.json)")
+    args = parser.parse_args()
+    bench = args.benchmark_dir
     model_dir, data = bench / "runs" / "shape" / "model", bench / "data" / "shape"
     if not (model_dir / "model.json").is_file() or not (bench / "benchmark.json").is_file():
-        sys.exit(f"shape_warps: {bench} holds no finished 'shape' preset; run "
-                 "'protoexplain benchmark faithfulness' first")
+        parser.exit(2, f"shape_warps: {bench} holds no finished 'shape' preset; run "
+                    "'protoexplain benchmark faithfulness' first\n")
     config = read_json(bench / "benchmark.json")["config"]
-    seed = config["seed"]
     _register()
-    model = load_model(model_dir).eval()
-    models = {"trained": model, "control_trunk": control_model(model, seed + 1),
-              "control_patches": patch_control_model(model, data / "train", seed + 3),
-              "control_random": random_model(model, seed + 2)}
+    models = benchmark_models(load_model(model_dir).eval(), data / "train", config["seed"])
     test = ImageFolderDataset(data / "test")
     rows = []
     for kind, explained in tqdm(models.items(), desc="shape warps", unit="model"):
         scores = explain_dataset(
             explained, test, modifications=[*OTHERS, *NAMES.values()], family=FAMILY,
-            mode="faithful", bootstrap=0, device="cpu", batch_size=32, seed=seed,
-        ).global_scores.pivot(index="prototype", columns="modification", values="weighted_delta")
+            mode="faithful", bootstrap=0, device="cpu", batch_size=32, seed=config["seed"],
+        ).global_scores
+        means = scores.groupby("modification")["weighted_delta"].mean()
         for label, name in NAMES.items():
-            six = scores[[*OTHERS, name]]
+            six = scores[scores["modification"].isin([*OTHERS, name])]
             rows.append({"model": kind, "warp": label,
-                         "shape_first": float((six.idxmax(axis=1) == name).mean()),
-                         "shape_importance": float(scores[name].mean()),
-                         "hue_importance": float(scores["hue"].mean())})
+                         "shape_first": summarise_ranks(factor_ranks(six, name))["top1_share"],
+                         "shape_importance": float(means[name]),
+                         "hue_importance": float(means["hue"])})
     print(f"{'warp':<28}{'model':<17}{'shape first':>12}{'shape imp.':>11}{'hue imp.':>10}")
     for row in rows:
         print(f"{row['warp']:<28}{row['model']:<17}{row['shape_first']:>12.0%}"
               f"{row['shape_importance']:>11.4f}{row['hue_importance']:>10.4f}")
-    write_json(out, {"benchmark_config": config, "rows": rows})
-    print(f"wrote {out}")
+    write_json(args.out, {"benchmark_config": config, "rows": rows})
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -176,6 +176,48 @@ def random_model(model: ProtoPNet, seed: int) -> ProtoPNet:
     return control.to(model.prototype_vectors.device).eval()
 
 
+def benchmark_models(model: ProtoPNet, train_root: Path, seed: int) -> dict[str, ProtoPNet]:
+    """The trained ``model`` and its three controls, keyed by their names in the tables."""
+    return {
+        "trained": model,
+        "control_trunk": control_model(model, seed + 1),
+        "control_patches": patch_control_model(model, train_root, seed + 3),
+        "control_random": random_model(model, seed + 2),
+    }
+
+
+def train_preset(
+    preset: str, config: FaithfulnessConfig, out: Path, device: torch.device,
+    weights: str = "none",
+) -> tuple[ProtoPNet, float, Path]:
+    """Generate ``preset``'s data under ``out/data/`` and train on it under ``out/runs/`` (trunk
+    ``weights``: none or a local file); return the model, its test accuracy and the data folder."""
+    data = out / "data" / preset
+    generate_synthetic(
+        data, preset, seed=config.seed, size=config.image_size,
+        train_per_class=config.train_per_class, test_per_class=config.test_per_class,
+        progress=False, background=config.background,
+    )
+    settings = training_config(config, data)
+    settings["model"]["weights"] = weights
+    model_dir = train(config_from_dict(settings, f"benchmark {preset}"), out / "runs" / preset,
+                      device=device)
+    model = load_model(model_dir).eval()
+    return model, test_accuracy(model, data / "test", device), data
+
+
+def result_row(
+    preset: str, family: str, kind: str, accuracy: float, ranks: pd.DataFrame
+) -> dict:
+    """One row of ``faithfulness.csv`` (before :func:`.significance.add_significance`)."""
+    tops = ranks["top"].value_counts()
+    return {
+        "preset": preset, "family": family, "model": kind, "accuracy": accuracy,
+        **summarise_ranks(ranks),
+        "tops": " ".join(f"{name}:{count}" for name, count in tops.items()),
+    }
+
+
 @torch.inference_mode()
 def test_accuracy(model: torch.nn.Module, root: Path, device: torch.device) -> float:
     """Top-1 accuracy of ``model`` on the ImageFolder tree ``root``."""
@@ -270,12 +312,7 @@ def _explain_preset(
                 out.dose += _dose_rows(preset, variant, kind, scores, chosen, records)
                 scores = _at_target(scores, chosen, config.calibration_target)
             ranks = factor_ranks(scores, factor)
-            tops = ranks["top"].value_counts()
-            out.rows.append({
-                "preset": preset, "family": variant, "model": kind, "accuracy": accuracy,
-                **summarise_ranks(ranks),
-                "tops": " ".join(f"{name}:{count}" for name, count in tops.items()),
-            })
+            out.rows.append(result_row(preset, variant, kind, accuracy, ranks))
             out.per_prototype.append(ranks.assign(preset=preset, family=variant, model=kind))
             means = scores.groupby("modification")["weighted_delta"].mean()
             out.importance += [
@@ -302,22 +339,8 @@ def run_faithfulness(
     started = time.perf_counter()
     results: list[_PresetResult] = []
     for preset in tqdm(config.presets, desc="faithfulness", unit="preset", disable=not progress):
-        data = out / "data" / preset
-        generate_synthetic(
-            data, preset, seed=config.seed, size=config.image_size,
-            train_per_class=config.train_per_class, test_per_class=config.test_per_class,
-            progress=False, background=config.background,
-        )
-        run_config = config_from_dict(training_config(config, data), f"benchmark {preset}")
-        model_dir = train(run_config, out / "runs" / preset, device=torch_device)
-        model = load_model(model_dir).eval()
-        accuracy = test_accuracy(model, data / "test", torch_device)
-        models = {
-            "trained": model,
-            "control_trunk": control_model(model, config.seed + 1),
-            "control_patches": patch_control_model(model, data / "train", config.seed + 3),
-            "control_random": random_model(model, config.seed + 2),
-        }
+        model, accuracy, data = train_preset(preset, config, out, torch_device)
+        models = benchmark_models(model, data / "train", config.seed)
         results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
         # Rewrite the tables after every preset, so that an interrupted run keeps what it did.
         summary = _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
