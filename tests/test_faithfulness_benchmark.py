@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers_stats import fisher_greater_by_hand, wilson_by_hand
 from protoexplain.benchmark import factor_ranks, quick_config, run_faithfulness, summarise_ranks
 from protoexplain.benchmark.faithfulness import (
     DOSE_COLUMNS,
@@ -164,25 +164,10 @@ def test_markdown_table_reports_every_control():
     assert only_trunk.endswith("| 50% | 2.00 | – | – | – | – | hue:3 |")
 
 
-def _wilson_by_hand(successes: int, total: int, z: float = 1.959963984540054):
-    share = successes / total
-    denominator = 1 + z * z / total
-    centre = (share + z * z / (2 * total)) / denominator
-    half = z * math.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / denominator
-    return centre - half, centre + half
-
-
-def _fisher_greater_by_hand(k1: int, n1: int, k2: int, n2: int) -> float:
-    """P(X >= k1) for X hypergeometric: n1 draws from n1 + n2 items of which k1 + k2 succeed."""
-    successes, total = k1 + k2, n1 + n2
-    return sum(math.comb(successes, x) * math.comb(total - successes, n1 - x)
-               for x in range(k1, min(n1, successes) + 1)) / math.comb(total, n1)
-
-
 @pytest.mark.parametrize(("k1", "n1", "k2", "n2"), [(4, 4, 0, 4), (32, 40, 25, 40), (2, 10, 9, 10)])
 def test_share_statistics_match_hand_formulas(k1, n1, k2, n2):
-    assert share_interval(k1, n1) == pytest.approx(_wilson_by_hand(k1, n1), abs=1e-9)
-    expected = _fisher_greater_by_hand(k1, n1, k2, n2)
+    assert share_interval(k1, n1) == pytest.approx(wilson_by_hand(k1, n1), abs=1e-9)
+    expected = fisher_greater_by_hand(k1, n1, k2, n2)
     assert share_greater_p(k1, n1, k2, n2) == pytest.approx(expected, rel=1e-9)
     if (k1, k2) == (4, 0):
         assert expected == pytest.approx(1 / 70)
@@ -195,14 +180,14 @@ def test_significance_columns_and_their_markdown():
                                  ("control_random", 0.75))]
     rows.append({**rows[1], "family": "paper"})  # a control without a trained row
     table = add_significance(pd.DataFrame(rows))
-    assert table.loc[0, "top1_low"] == pytest.approx(_wilson_by_hand(4, 4)[0])
+    assert table.loc[0, "top1_low"] == pytest.approx(wilson_by_hand(4, 4)[0])
     assert table.loc[0, "top1_high"] == pytest.approx(1.0)
     assert table.loc[[0, 3], "p_trained_greater"].isna().all()  # trained; no trained row
     assert table.loc[1, "p_trained_greater"] == pytest.approx(1 / 70)
-    assert table.loc[2, "p_trained_greater"] == pytest.approx(_fisher_greater_by_hand(4, 4, 3, 4))
+    assert table.loc[2, "p_trained_greater"] == pytest.approx(fisher_greater_by_hand(4, 4, 3, 4))
     row = markdown_table(table.iloc[:3], "perceptual").splitlines()[2]
-    low = 100 * _wilson_by_hand(4, 4)[0]
-    p_random = _fisher_greater_by_hand(4, 4, 3, 4)
+    low = 100 * wilson_by_hand(4, 4)[0]
+    p_random = fisher_greater_by_hand(4, 4, 3, 4)
     assert f"| 100% ({low:.0f}–100) |" in row
     assert "| 0% (p = 0.014) |" in row and f"| 75% (p = {p_random:.3f}) |" in row
 

@@ -6,12 +6,15 @@ from protoexplain.benchmark.faithfulness import (
     run_faithfulness,
 )
 from protoexplain.benchmark.ranking import TRUE_FACTOR, factor_ranks, summarise_ranks
+from protoexplain.benchmark.seeds import combine_runs, run_seeds
 
 __all__ = [
     "TRUE_FACTOR",
     "FaithfulnessConfig",
+    "combine_runs",
     "factor_ranks",
     "quick_config",
     "run_faithfulness",
+    "run_seeds",
     "summarise_ranks",
 ]

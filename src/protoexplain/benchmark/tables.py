@@ -22,25 +22,26 @@ def recommend_family(table: pd.DataFrame) -> str:
     return str(order.sort_values(["key", "all"], ascending=False).index[0])
 
 
-def _percent(value: float) -> str:
+def percent(value: float) -> str:
+    """``0.975`` → ``98%`` (the tables' way of writing a share)."""
     return f"{100 * value:.0f}%"
 
 
 def _with_interval(row: pd.Series) -> str:
     """``98% (87–100)``: the share and its 95 % interval, when the table has one."""
     if pd.isna(row.get("top1_low")) or pd.isna(row.get("top1_high")):
-        return _percent(row["top1_share"])
+        return percent(row["top1_share"])
     low, high = 100 * row["top1_low"], 100 * row["top1_high"]
-    return f"{_percent(row['top1_share'])} ({low:.0f}–{high:.0f})"
+    return f"{percent(row['top1_share'])} ({low:.0f}–{high:.0f})"
 
 
 def _with_p_value(row: pd.Series) -> str:
     """``15% (p < 0.001)``: a control's share and the p-value that the trained share is higher."""
     p_value = row.get("p_trained_greater")
     if pd.isna(p_value):
-        return _percent(row["top1_share"])
+        return percent(row["top1_share"])
     shown = "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
-    return f"{_percent(row['top1_share'])} ({shown})"
+    return f"{percent(row['top1_share'])} ({shown})"
 
 
 #: Controls reported next to the trained model, in table order: (model kind, column label).
@@ -65,7 +66,7 @@ def markdown_table(table: pd.DataFrame, recommended: str) -> str:
     for key, row in trained.iterrows():
         preset, family = key
         name = f"**{family}**" if family == recommended else family
-        cells = [preset, name, _percent(row["accuracy"]), _with_interval(row),
+        cells = [preset, name, percent(row["accuracy"]), _with_interval(row),
                  f"{row['mean_rank']:.2f}"]
         for kind, _ in CONTROLS:
             rows = by_model.get(kind)

@@ -35,14 +35,50 @@ def _faithfulness(args: argparse.Namespace) -> int:
         if args.epochs < 2:
             raise UserError(f"--epochs {args.epochs}: use at least 2 (one push at the middle)")
         config = replace(config, epochs=args.epochs)
+    if args.seeds:
+        from protoexplain.benchmark.seeds import run_seeds
+
+        summary = run_seeds(config, _seed_list(args.seeds), args.out, device=args.device)
+        seeds = ", ".join(map(str, summary["seeds"]))
+        return _report(args.out, (
+            f"faithfulness benchmark: {len(config.presets)} presets × seeds {seeds}; recommended "
+            f"family {summary['recommended_family']}; wrote one run per seed to "
+            f"{args.out}/seed-N/ and the pooled {', '.join(summary['files'])}, benchmark.json "
+            f"to {args.out}/"
+        ))
     summary = run_faithfulness(config, args.out, device=args.device)
-    print((args.out / "faithfulness.md").read_text(encoding="utf-8"))
-    print(
+    return _report(args.out, (
         f"faithfulness benchmark: {len(config.presets)} presets in {summary['wall_seconds']:.0f} s "
         f"on {summary['device']}; recommended family {summary['recommended_family']}; "
         f"wrote {', '.join(summary['files'])}, benchmark.json, data/ and runs/ to {args.out}/"
-    )
+    ))
+
+
+def _report(out: Path, closing: str) -> int:
+    """Print the markdown table written to ``out`` and a closing line; exit status 0."""
+    print((out / "faithfulness.md").read_text(encoding="utf-8"))
+    print(closing)
     return 0
+
+
+def _seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise UserError(
+            f"--seeds {text!r}: give whole numbers separated by commas, e.g. 0,1,2"
+        ) from None
+
+
+def _combine(args: argparse.Namespace) -> int:
+    from protoexplain.benchmark.seeds import combine_runs
+
+    summary = combine_runs(args.runs, args.out)
+    return _report(args.out, (
+        f"combined {len(summary['runs'])} runs (seeds {', '.join(map(str, summary['seeds']))}; "
+        f"presets {', '.join(summary['presets_done'])}); wrote "
+        f"{', '.join(summary['files'])}, benchmark.json to {args.out}/"
+    ))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -86,9 +122,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("--background", default="plain", choices=BACKGROUNDS,
                      help="background of the synthetic images (default: plain; like-parts: no "
                      "free factor separates bird and background, see docs/faithfulness.md)")
-    sub.add_argument("--seed", type=int, default=0, help="seed of data, training and controls")
+    seeding = sub.add_mutually_exclusive_group()
+    seeding.add_argument("--seed", type=int, default=0,
+                         help="seed of data, training and controls (default: 0)")
+    seeding.add_argument("--seeds", default="", metavar="S1,S2,...",
+                         help="run once per seed into OUT/seed-N and pool the runs in OUT "
+                         "(a finished seed is not run again)")
     sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     sub.add_argument("--workers", type=int, default=0, metavar="N",
                      help="data-loader processes for training and the image modifications "
                      "(default 0; results do not depend on it)")
     sub.set_defaults(func=_faithfulness)
+    combine = commands.add_parser(
+        "combine",
+        help="pool finished faithfulness runs that differ only in their seed",
+        description=(
+            "Pool the prototypes of finished 'benchmark faithfulness' runs whose settings differ "
+            "only in the seed: shares, 95% intervals and trained-versus-control p-values over all "
+            "runs, and each run's own share (seed_shares) beside them. Presets that not every run "
+            "finished are left out."
+        ),
+        epilog="example: protoexplain benchmark combine bench/s0 bench/s1 bench/s2 --out bench/all",
+    )
+    combine.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
+                         help="output folders of 'benchmark faithfulness'")
+    combine.add_argument("--out", type=Path, required=True, help="folder for the pooled tables")
+    combine.set_defaults(func=_combine)
