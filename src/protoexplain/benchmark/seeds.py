@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from protoexplain.benchmark.faithfulness import (
     RESULT_COLUMNS,
@@ -202,7 +203,7 @@ def run_seeds(
         raise UserError(f"--seeds {','.join(map(str, seeds))}: give two or more different seeds")
     out = Path(out_dir)
     folders = []
-    for seed in seeds:
+    for seed in tqdm(seeds, desc="seeds", unit="seed", disable=not progress):
         folder = out / f"seed-{seed}"
         wanted = replace(config, seed=seed)
         if not _finished(folder, wanted):

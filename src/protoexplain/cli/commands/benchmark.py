@@ -35,23 +35,28 @@ def _faithfulness(args: argparse.Namespace) -> int:
         if args.epochs < 2:
             raise UserError(f"--epochs {args.epochs}: use at least 2 (one push at the middle)")
         config = replace(config, epochs=args.epochs)
+    presets = _count(config.presets, "preset")
     if args.seeds:
         from protoexplain.benchmark.seeds import run_seeds
 
         summary = run_seeds(config, _seed_list(args.seeds), args.out, device=args.device)
         seeds = ", ".join(map(str, summary["seeds"]))
         return _report(args.out, (
-            f"faithfulness benchmark: {len(config.presets)} presets × seeds {seeds}; recommended "
-            f"family {summary['recommended_family']}; wrote one run per seed to "
-            f"{args.out}/seed-N/ and the pooled {', '.join(summary['files'])}, benchmark.json "
-            f"to {args.out}/"
+            f"faithfulness benchmark: {presets} × seeds {seeds}; recommended family "
+            f"{summary['recommended_family']}; wrote one run per seed to {args.out}/seed-N/ and "
+            f"the pooled {', '.join(summary['files'])}, benchmark.json to {args.out}/"
         ))
     summary = run_faithfulness(config, args.out, device=args.device)
     return _report(args.out, (
-        f"faithfulness benchmark: {len(config.presets)} presets in {summary['wall_seconds']:.0f} s "
+        f"faithfulness benchmark: {presets} in {summary['wall_seconds']:.0f} s "
         f"on {summary['device']}; recommended family {summary['recommended_family']}; "
         f"wrote {', '.join(summary['files'])}, benchmark.json, data/ and runs/ to {args.out}/"
     ))
+
+
+def _count(items: tuple, noun: str) -> str:
+    """``1 preset``, ``2 presets``."""
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def _report(out: Path, closing: str) -> int:
