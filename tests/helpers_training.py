@@ -1,4 +1,17 @@
-"""A tiny training config shared by the training tests (small_cnn, 32 px, a few epochs)."""
+"""Tiny configs shared by the training and benchmark tests (small_cnn, 32 px, a few epochs)."""
+
+from protoexplain.benchmark import FaithfulnessConfig, quick_config
+
+
+def tiny_faithfulness_config(**overrides) -> FaithfulnessConfig:
+    """The faithfulness benchmark on ``hue`` at its smallest: seconds, not minutes."""
+    settings = dict(
+        presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
+        last_layer_epochs=1, calibration_images=2, prototype_depth=8, dose_targets=(5.0,),
+        batch_size=8,
+    )
+    return quick_config(**{**settings, **overrides})
+
 
 TINY_TRAIN_CONFIG = """
 seed = {seed}

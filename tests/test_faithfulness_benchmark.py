@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ import torch
 from PIL import Image
 
 from helpers_stats import fisher_greater_by_hand, wilson_by_hand
+from helpers_training import tiny_faithfulness_config
 from protoexplain.benchmark import factor_ranks, quick_config, run_faithfulness, summarise_ranks
+from protoexplain.benchmark import faithfulness as faithfulness_module
 from protoexplain.benchmark.faithfulness import (
     DOSE_COLUMNS,
     IMPORTANCE_COLUMNS,
@@ -193,11 +196,7 @@ def test_significance_columns_and_their_markdown():
 
 
 def test_tiny_benchmark_writes_its_tables(tmp_path):
-    config = quick_config(
-        presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
-        last_layer_epochs=1, calibration_images=2, prototype_depth=8,
-        dose_targets=(5.0,), batch_size=8, background="like-parts", workers=2,
-    )
+    config = tiny_faithfulness_config(background="like-parts", workers=2)
     summary = run_faithfulness(config, tmp_path, device="cpu", progress=False)
     synth = json.loads((tmp_path / "data" / "hue" / "synth.json").read_text(encoding="utf-8"))
     assert synth["config"]["background"] == summary["config"]["background"] == "like-parts"
@@ -240,6 +239,26 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert summary["calibration"]["hue"]["perceptual"]["5.0"]["metric"] == "CIEDE2000"
     run_config = (tmp_path / "runs" / "hue" / "config.toml").read_text(encoding="utf-8")
     assert summary["config"]["workers"] == 2 and "workers = 2" in run_config
+
+
+def test_benchmark_resumes_in_its_own_folder(tmp_path, monkeypatch):
+    config = tiny_faithfulness_config()
+    run_faithfulness(config, tmp_path, device="cpu", progress=False)
+    first = (tmp_path / "faithfulness.csv").read_bytes()
+    # as if killed after training: no saved results, so it explains again from the finished run
+    (tmp_path / "presets" / "hue.json").unlink()
+    run_faithfulness(config, tmp_path, device="cpu", progress=False)
+    assert (tmp_path / "faithfulness.csv").read_bytes() == first
+    # saved results with the same settings are reused without training or explaining
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("a finished preset was run again")
+
+    monkeypatch.setattr(faithfulness_module, "train_preset", must_not_run)
+    run_faithfulness(replace(config, workers=1), tmp_path, device="cpu", progress=False)
+    assert (tmp_path / "faithfulness.csv").read_bytes() == first
+    # other settings do not reuse them
+    with pytest.raises(AssertionError, match="run again"):
+        run_faithfulness(replace(config, seed=1), tmp_path, device="cpu", progress=False)
 
 
 def _cli(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:

@@ -11,7 +11,8 @@ import pytest
 
 from helpers_data import run_cli
 from helpers_stats import fisher_greater_by_hand, wilson_by_hand
-from protoexplain.benchmark import FaithfulnessConfig, quick_config
+from helpers_training import tiny_faithfulness_config
+from protoexplain.benchmark import FaithfulnessConfig
 from protoexplain.benchmark import seeds as seeds_module
 from protoexplain.benchmark.seeds import POOLED_COLUMNS, combine_runs, run_seeds
 from protoexplain.errors import UserError
@@ -111,11 +112,7 @@ def test_combine_from_the_cli(tmp_path):
 
 
 def test_run_seeds_pools_independent_runs_and_resumes(tmp_path, monkeypatch):
-    config = quick_config(
-        presets=("hue",), image_size=32, train_per_class=4, test_per_class=2, epochs=2,
-        last_layer_epochs=1, calibration_images=2, prototype_depth=8,
-        dose_targets=(5.0,), batch_size=8,
-    )
+    config = tiny_faithfulness_config()
     summary = run_seeds(config, (3, 5), tmp_path, device="cpu", progress=False)
     assert summary["seeds"] == [3, 5]
     runs = [pd.read_csv(tmp_path / f"seed-{seed}" / "per_prototype.csv") for seed in (3, 5)]

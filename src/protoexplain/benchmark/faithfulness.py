@@ -13,6 +13,7 @@ Calibrated variants also give dose–response curves (importance against mean Δ
 from __future__ import annotations
 
 import copy
+import json
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -34,7 +35,7 @@ from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
-from protoexplain.fileio import atomic_open, write_json
+from protoexplain.fileio import atomic_open, read_json, write_json
 from protoexplain.models import ProtoPNet, load_model
 from protoexplain.training import config_from_dict, train
 
@@ -200,8 +201,9 @@ def train_preset(
     )
     settings = training_config(config, data)
     settings["model"]["weights"] = weights
+    # resume: an interrupted run continues from its last checkpoint, a finished one is reused
     model_dir = train(config_from_dict(settings, f"benchmark {preset}"), out / "runs" / preset,
-                      device=device)
+                      device=device, resume=True)
     model = load_model(model_dir).eval()
     return model, test_accuracy(model, data / "test", device), data
 
@@ -282,6 +284,39 @@ class _PresetResult:
     importance: list[dict] = field(default_factory=list)
     dose: list[dict] = field(default_factory=list)
 
+    def save(self, path: Path, config: FaithfulnessConfig) -> None:
+        """Write this preset's results and the settings that produced them (atomically)."""
+        write_json(path, {
+            "config": _resume_key(config), "preset": self.preset,
+            "calibration": {fam: {str(t): rec for t, rec in by_target.items()}
+                            for fam, by_target in self.calibration.items()},
+            "rows": self.rows, "importance": self.importance, "dose": self.dose,
+            "per_prototype": [frame.to_dict(orient="list") for frame in self.per_prototype],
+        })
+
+    @classmethod
+    def load(cls, path: Path, config: FaithfulnessConfig) -> _PresetResult | None:
+        """The results saved at ``path`` if they were made with ``config``, else None."""
+        if not path.is_file():
+            return None
+        saved = read_json(path)
+        if saved.get("config") != _resume_key(config):
+            return None
+        calibration = {fam: {float(t): rec for t, rec in by_target.items()}
+                       for fam, by_target in saved["calibration"].items()}
+        return cls(saved["preset"], calibration, saved["rows"],
+                   [pd.DataFrame(frame) for frame in saved["per_prototype"]],
+                   saved["importance"], saved["dose"])
+
+
+def _resume_key(config: FaithfulnessConfig) -> dict:
+    """The settings a preset's saved results must match to be reused (not the presets run
+    together, nor the number of worker processes, which change no result)."""
+    settings = json.loads(json.dumps(asdict(config)))
+    for free in ("presets", "workers"):
+        settings.pop(free)
+    return settings
+
 
 def _explain_preset(
     preset: str, config: FaithfulnessConfig, data: Path, models: dict, accuracy: float,
@@ -329,6 +364,8 @@ def run_faithfulness(
     """Run the benchmark into ``out_dir``; return a summary (files written, recommended family).
 
     The output files are rewritten after each preset; ``benchmark.json`` lists the presets done.
+    Run again into the same folder after an interruption, it reuses the presets whose results
+    were saved (``presets/<preset>.json``, same settings) and resumes an interrupted training.
     """
     unknown = sorted(set(config.presets) - set(TRUE_FACTOR))
     if unknown or not config.presets:
@@ -339,9 +376,15 @@ def run_faithfulness(
     started = time.perf_counter()
     results: list[_PresetResult] = []
     for preset in tqdm(config.presets, desc="faithfulness", unit="preset", disable=not progress):
-        model, accuracy, data = train_preset(preset, config, out, torch_device)
-        models = benchmark_models(model, data / "train", config.seed)
-        results.append(_explain_preset(preset, config, data, models, accuracy, torch_device))
+        saved = out / "presets" / f"{preset}.json"
+        result = _PresetResult.load(saved, config)
+        if result is None:
+            model, accuracy, data = train_preset(preset, config, out, torch_device)
+            models = benchmark_models(model, data / "train", config.seed)
+            result = _explain_preset(preset, config, data, models, accuracy, torch_device)
+            saved.parent.mkdir(exist_ok=True)
+            result.save(saved, config)
+        results.append(result)
         # Rewrite the tables after every preset, so that an interrupted run keeps what it did.
         summary = _write_outputs(config, out, results, time.perf_counter() - started, torch_device)
     return summary
