@@ -107,13 +107,18 @@ def _check_poolable(runs: list[FinishedRun]) -> tuple[str, ...]:
     return common
 
 
-def pooled_table(runs: list[FinishedRun], presets: tuple[str, ...]) -> pd.DataFrame:
-    """One row per preset, family and model over the prototypes of every run (columns
-    :data:`POOLED_COLUMNS`); ``accuracy`` is the mean of the runs' test accuracies."""
+def all_ranks(runs: list[FinishedRun], presets: tuple[str, ...]) -> pd.DataFrame:
+    """Every run's ``per_prototype.csv`` rows for ``presets``, with a ``seed`` column."""
     ranks = pd.concat(
         [run.per_prototype.assign(seed=run.config.seed) for run in runs], ignore_index=True
     )
-    ranks = ranks[ranks["preset"].isin(presets)]
+    return ranks[ranks["preset"].isin(presets)]
+
+
+def pooled_table(runs: list[FinishedRun], presets: tuple[str, ...]) -> pd.DataFrame:
+    """One row per preset, family and model over the prototypes of every run (columns
+    :data:`POOLED_COLUMNS`); ``accuracy`` is the mean of the runs' test accuracies."""
+    ranks = all_ranks(runs, presets)
     rows, seed_shares = [], []
     for (preset, family, kind), group in ranks.groupby(
         ["preset", "family", "model"], sort=False
@@ -161,10 +166,7 @@ def combine_runs(folders: list[str | os.PathLike], out_dir: str | os.PathLike) -
     out.mkdir(parents=True, exist_ok=True)
     table = pooled_table(runs, presets)
     recommended = recommend_family(table)
-    per_prototype = pd.concat(
-        [run.per_prototype.assign(seed=run.config.seed) for run in runs], ignore_index=True
-    )
-    per_prototype = per_prototype[per_prototype["preset"].isin(presets)]
+    per_prototype = all_ranks(runs, presets)
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
         table.to_csv(handle, index=False)
     with atomic_open(out / "per_prototype.csv", newline="") as handle:
