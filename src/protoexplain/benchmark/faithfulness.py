@@ -287,7 +287,7 @@ class _PresetResult:
     def save(self, path: Path, config: FaithfulnessConfig) -> None:
         """Write this preset's results and the settings that produced them (atomically)."""
         write_json(path, {
-            "config": _resume_key(config), "preset": self.preset,
+            "config": result_settings(config), "preset": self.preset,
             "calibration": {fam: {str(t): rec for t, rec in by_target.items()}
                             for fam, by_target in self.calibration.items()},
             "rows": self.rows, "importance": self.importance, "dose": self.dose,
@@ -300,7 +300,7 @@ class _PresetResult:
         if not path.is_file():
             return None
         saved = read_json(path)
-        if saved.get("config") != _resume_key(config):
+        if saved.get("config") != result_settings(config):
             return None
         calibration = {fam: {float(t): rec for t, rec in by_target.items()}
                        for fam, by_target in saved["calibration"].items()}
@@ -309,12 +309,16 @@ class _PresetResult:
                    saved["importance"], saved["dose"])
 
 
-def _resume_key(config: FaithfulnessConfig) -> dict:
-    """The settings a preset's saved results must match to be reused (not the presets run
-    together, nor the number of worker processes, which change no result)."""
+#: Settings that change no preset's result: which presets run together, and worker processes.
+NEUTRAL_SETTINGS = ("presets", "workers")
+
+
+def result_settings(config: FaithfulnessConfig) -> dict:
+    """The settings a preset's results depend on, as JSON stores them (all but
+    :data:`NEUTRAL_SETTINGS`): saved results are reused, and runs pooled, only when they agree."""
     settings = json.loads(json.dumps(asdict(config)))
-    for free in ("presets", "workers"):
-        settings.pop(free)
+    for neutral in NEUTRAL_SETTINGS:
+        settings.pop(neutral)
     return settings
 
 

@@ -22,6 +22,7 @@ from protoexplain.benchmark.faithfulness import (
     ROW_COLUMNS,
     FaithfulnessConfig,
     result_row,
+    result_settings,
     run_faithfulness,
 )
 from protoexplain.benchmark.significance import add_significance
@@ -32,8 +33,6 @@ from protoexplain.fileio import atomic_open, read_json, write_json
 #: Columns of a pooled ``faithfulness.csv``: a single run's plus the seeds and, per seed, the
 #: prototypes whose top characteristic is the true factor out of all (``seed_shares``: "39/40 …").
 POOLED_COLUMNS = (*RESULT_COLUMNS, "seeds", "seed_shares")
-#: Settings that may differ between runs that are pooled.
-FREE_SETTINGS = ("seed", "presets", "workers")
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,8 @@ def read_run(folder: str | os.PathLike) -> FinishedRun:
 
 
 def _fixed_settings(config: FaithfulnessConfig) -> dict:
-    return {k: v for k, v in asdict(config).items() if k not in FREE_SETTINGS}
+    """What pooled runs must share: every setting results depend on except the seed."""
+    return {k: v for k, v in result_settings(config).items() if k != "seed"}
 
 
 def _check_poolable(runs: list[FinishedRun]) -> tuple[str, ...]:
@@ -115,10 +115,11 @@ def all_ranks(runs: list[FinishedRun], presets: tuple[str, ...]) -> pd.DataFrame
     return ranks[ranks["preset"].isin(presets)]
 
 
-def pooled_table(runs: list[FinishedRun], presets: tuple[str, ...]) -> pd.DataFrame:
-    """One row per preset, family and model over the prototypes of every run (columns
-    :data:`POOLED_COLUMNS`); ``accuracy`` is the mean of the runs' test accuracies."""
-    ranks = all_ranks(runs, presets)
+def pooled_table(
+    runs: list[FinishedRun], presets: tuple[str, ...], ranks: pd.DataFrame
+) -> pd.DataFrame:
+    """One row per preset, family and model over ``ranks`` (:func:`all_ranks` of ``runs``;
+    columns :data:`POOLED_COLUMNS`); ``accuracy`` is the mean of the runs' test accuracies."""
     rows, seed_shares = [], []
     for (preset, family, kind), group in ranks.groupby(
         ["preset", "family", "model"], sort=False
@@ -164,9 +165,9 @@ def combine_runs(folders: list[str | os.PathLike], out_dir: str | os.PathLike) -
     presets = _check_poolable(runs)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    table = pooled_table(runs, presets)
-    recommended = recommend_family(table)
     per_prototype = all_ranks(runs, presets)
+    table = pooled_table(runs, presets, per_prototype)
+    recommended = recommend_family(table)
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
         table.to_csv(handle, index=False)
     with atomic_open(out / "per_prototype.csv", newline="") as handle:
@@ -215,10 +216,10 @@ def run_seeds(
 
 
 def _finished(folder: Path, config: FaithfulnessConfig) -> bool:
-    """Whether ``folder`` holds a finished run of exactly ``config`` (workers aside)."""
+    """Whether ``folder`` holds a finished run of ``config``'s presets with its result settings."""
     try:
         run = read_run(folder)
     except UserError:
         return False
-    same = replace(run.config, workers=config.workers) == config
+    same = result_settings(run.config) == result_settings(config)
     return same and set(config.presets) <= set(run.presets)
