@@ -13,7 +13,6 @@ Writes benchmarks/results/explain.json. Usage: python benchmarks/explain.py [--s
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import subprocess
 import sys
@@ -33,6 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from protoexplain.data import ImageFolderDataset, eval_transform  # noqa: E402
 from protoexplain.explain import explain_dataset, resolve_settings  # noqa: E402
 from protoexplain.explain.export import setting_folder  # noqa: E402
+from protoexplain.fileio import write_json  # noqa: E402
 from protoexplain.models import ModelSpec, ProtoPNet, save_model  # noqa: E402
 
 IMAGE_SIZE = 64
@@ -205,7 +205,7 @@ def main() -> None:
         print(f"fast vs faithful at {size} images: speed x{speed:.2f}, Spearman {rho}")
     out = ROOT / "benchmarks" / "results" / "explain.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_json(out, results)
     print(f"wrote {out.relative_to(ROOT)}")
 
 

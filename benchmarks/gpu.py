@@ -12,7 +12,6 @@ Example: ``python benchmarks/gpu.py --device cuda --images 256 --prototypes 2000
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import tempfile
 import time
@@ -23,6 +22,7 @@ from scipy.stats import spearmanr
 
 from protoexplain.data import ImageFolderDataset, generate_synthetic
 from protoexplain.explain import explain_dataset
+from protoexplain.fileio import write_json
 from protoexplain.models import ModelSpec, ProtoPNet
 
 
@@ -117,12 +117,11 @@ def main() -> None:
               f"{row['images_per_s']:>9}")
     print("  Spearman(faithful, fast) of global scores: "
           + ", ".join(f"{k} {v}" for k, v in rank_agreement.items()))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
+    write_json(args.out, {
         "device": name, "torch": torch.__version__, "backbone": args.backbone,
         "prototypes": args.prototypes, "agreement": agreement, "explain": rows,
         "spearman_faithful_fast": rank_agreement,
-    }, indent=2) + "\n", encoding="utf-8")
+    })
     print(f"wrote {args.out}")
 
 

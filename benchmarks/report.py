@@ -9,13 +9,13 @@ training epoch, push, evaluation, nearest patches, explanation of the test split
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
 from pathlib import Path
 
 from protoexplain.cli import main as protoexplain
+from protoexplain.fileio import atomic_open, write_json
 from protoexplain.pipeline import load_pipeline_config, run_pipeline
 
 CONFIG = """
@@ -57,13 +57,16 @@ def main() -> None:
     parser.add_argument("--prototypes", type=int, default=2000, help="a multiple of 8")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/report.json"))
+    parser.add_argument("--device", default="cpu",
+                        help="device that trains and explains the run (untimed; default: cpu)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         config_path = Path(tmp) / "run.toml"
-        config_path.write_text(CONFIG.format(per_class=args.prototypes // 8), encoding="utf-8")
+        with atomic_open(config_path, "w", encoding="utf-8") as handle:
+            handle.write(CONFIG.format(per_class=args.prototypes // 8))
         config, _ = load_pipeline_config(config_path)
         run_dir = Path(tmp) / "run"
-        run_pipeline(config, run_dir, device="cpu", log=lambda line: None)
+        run_pipeline(config, run_dir, device=args.device, log=lambda line: None)
         started = time.perf_counter()
         status = protoexplain(["report", str(run_dir), "--workers", str(args.workers)])
         seconds = time.perf_counter() - started
@@ -77,7 +80,7 @@ def main() -> None:
     print(f"{args.prototypes:>10} {args.workers:>8} {pages:>6} {seconds:>8.1f} "
           f"{seconds / args.prototypes:>12.3f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -1,6 +1,7 @@
 """Does the shape score depend on the images' native resolution? Prints a table, writes JSON.
 
-Usage: python benchmarks/shape_resolution.py BENCHMARK_DIR [OUT_DIR]  (default: ./shape-resolution)
+Usage: python benchmarks/shape_resolution.py BENCHMARK_DIR [OUT_DIR] [--device cpu]
+(default OUT_DIR: ./shape-resolution; the documented timings are on the CPU, the default)
 
 BENCHMARK_DIR is the output of ``protoexplain benchmark faithfulness`` (with the ``shape``
 preset). Its trained shape model and a random control are explained (``perceptual`` family, faithful
@@ -14,18 +15,16 @@ input before modifying it (``protoexplain explain --modify-at model``).
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
 from protoexplain.benchmark import factor_ranks, summarise_ranks
 from protoexplain.benchmark.faithfulness import random_model
+from protoexplain.benchmark.studies import load_preset_run, study_arguments
 from protoexplain.data import ImageFolderDataset, generate_synthetic
 from protoexplain.explain import explain_dataset
-from protoexplain.fileio import read_json, write_json
-from protoexplain.models import load_model
+from protoexplain.fileio import write_json
 
 #: (native size in pixels, sine-warp amplitude in pixels, where the modifications run).
 SETTINGS = (
@@ -35,21 +34,10 @@ SETTINGS = (
 )
 
 
-def _load(bench: Path) -> tuple[dict, object]:
-    """The benchmark's configuration and trained shape model; exits with one line if absent."""
-    record, model_dir = bench / "benchmark.json", bench / "runs" / "shape" / "model"
-    if not record.is_file() or not (model_dir / "model.json").is_file():
-        sys.exit(f"shape_resolution: {bench} holds no finished 'shape' preset ({record.name} and "
-                 "runs/shape/model/); run 'protoexplain benchmark faithfulness' first")
-    return read_json(record)["config"], load_model(model_dir).eval()
-
-
 def main() -> None:
-    if len(sys.argv) < 2:
-        sys.exit("usage: python benchmarks/shape_resolution.py BENCHMARK_DIR [OUT_DIR]")
-    bench = Path(sys.argv[1])
-    out = Path(sys.argv[2] if len(sys.argv) > 2 else "shape-resolution")
-    config, model = _load(bench)
+    args = study_arguments(__doc__.splitlines()[0], "shape-resolution", "output folder")
+    out, device = args.out, args.device
+    config, model, _ = load_preset_run(args.benchmark_dir, "shape", "shape_resolution")
     models = {"trained": model, "control_random": random_model(model, config["seed"] + 2)}
     rows = []
     bar = tqdm(total=len(SETTINGS) * len(models), desc="shape resolution", unit="run")
@@ -65,7 +53,7 @@ def main() -> None:
             started = time.perf_counter()
             scores = explain_dataset(
                 candidate, test, family="perceptual", strengths={"shape": [amplitude]},
-                mode="faithful", modify_at=modify_at, bootstrap=0, device="cpu",
+                mode="faithful", modify_at=modify_at, bootstrap=0, device=device,
                 seed=config["seed"],
             ).global_scores
             means = scores.groupby("modification")["weighted_delta"].mean()

@@ -1,7 +1,7 @@
 """Is a smoother sine warp more specific to shape? Prints a table, writes JSON.
 
-Usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON]  (default: ./shape_warps.json;
-about 20 seconds on two CPU cores)
+Usage: python benchmarks/shape_warps.py BENCHMARK_DIR [OUT_JSON] [--device cpu]
+(default OUT_JSON: ./shape_warps.json; about 20 seconds on two CPU cores)
 
 BENCHMARK_DIR is the output of ``protoexplain benchmark faithfulness`` with the ``shape`` preset.
 Its trained shape model and the benchmark's three controls are explained with the perceptual
@@ -13,9 +13,6 @@ each candidate the table gives how often it is the most important of the six cha
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import cv2
 import numpy as np
 from PIL import Image
@@ -23,13 +20,13 @@ from tqdm import tqdm
 
 from protoexplain.benchmark import factor_ranks, summarise_ranks
 from protoexplain.benchmark.faithfulness import benchmark_models
+from protoexplain.benchmark.studies import load_preset_run, study_arguments
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families import perceptual
 from protoexplain.explain.modifications import get_modification, register_modification
 from protoexplain.explain.warp import sine_warp
-from protoexplain.fileio import read_json, write_json
-from protoexplain.models import load_model
+from protoexplain.fileio import write_json
 
 FAMILY = "warp-study"
 AMPLITUDE = 4.0
@@ -75,26 +72,17 @@ def _register() -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("benchmark_dir", type=Path,
-                        help="a 'protoexplain benchmark faithfulness' output with the shape preset")
-    parser.add_argument("out", type=Path, nargs="?", default=Path("shape_warps.json"),
-                        help="JSON file to write (default: ./shape_warps.json)")
-    args = parser.parse_args()
-    bench = args.benchmark_dir
-    model_dir, data = bench / "runs" / "shape" / "model", bench / "data" / "shape"
-    if not (model_dir / "model.json").is_file() or not (bench / "benchmark.json").is_file():
-        parser.exit(2, f"shape_warps: {bench} holds no finished 'shape' preset; run "
-                    "'protoexplain benchmark faithfulness' first\n")
-    config = read_json(bench / "benchmark.json")["config"]
+    args = study_arguments(__doc__.splitlines()[0], "shape_warps.json", "JSON file to write")
+    device = args.device
+    config, model, data = load_preset_run(args.benchmark_dir, "shape", "shape_warps")
     _register()
-    models = benchmark_models(load_model(model_dir).eval(), data / "train", config["seed"])
+    models = benchmark_models(model, data / "train", config["seed"])
     test = ImageFolderDataset(data / "test")
     rows = []
     for kind, explained in tqdm(models.items(), desc="shape warps", unit="model"):
         scores = explain_dataset(
             explained, test, modifications=[*OTHERS, *NAMES.values()], family=FAMILY,
-            mode="faithful", bootstrap=0, device="cpu", batch_size=32, seed=config["seed"],
+            mode="faithful", bootstrap=0, device=device, batch_size=32, seed=config["seed"],
         ).global_scores
         means = scores.groupby("modification")["weighted_delta"].mean()
         for label, name in NAMES.items():

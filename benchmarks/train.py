@@ -7,7 +7,6 @@ Prints a table and writes ``benchmarks/results/train.json``. Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import torch
 
 from protoexplain.device import resolve_device
+from protoexplain.fileio import write_json
 from protoexplain.models import ModelSpec, ProtoPNet
 from protoexplain.training.config import RunConfig
 from protoexplain.training.epoch import DetailsForward, Precision
@@ -152,7 +152,7 @@ def main() -> None:
     for key, value in result.items():
         print(f"{key:<28}{value!s:>14}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(RESULTS, result)
     print(f"written to {RESULTS}")
 
 

@@ -1,5 +1,6 @@
-"""Headless Chromium for tests: find or install it, dump a page's DOM, take screenshots, and
-collect the console (every console message and Content-Security-Policy violation is logged).
+"""Headless Chromium for tests: find it (``python tests/browser.py`` installs it), dump a page's
+DOM, take screenshots, and collect the console (every console message and Content-Security-Policy
+violation is logged).
 
 Only the ``chromium`` binary is needed (Debian package ``chromium``); no Python packages.
 """
@@ -28,8 +29,9 @@ def find_chromium() -> str | None:
     return next((path for name in CANDIDATES if (path := shutil.which(name))), None)
 
 
-def ensure_chromium() -> tuple[str | None, str]:
-    """Chromium's path, installing Debian's ``chromium`` with apt-get when running as root.
+def install_chromium() -> tuple[str | None, str]:
+    """Chromium's path, installing Debian's ``chromium`` with apt-get when it is missing and this
+    runs as root (``make test`` calls it before the suite; the tests themselves never install).
 
     Returns ``(path, "")`` or ``(None, reason it is unavailable)``.
     """
@@ -82,3 +84,9 @@ def load(chromium: str, page: Path, *, fragment: str = "", screenshot: Path | No
         )
     console = [m.group(1) for m in CONSOLE.finditer(result.stderr)]
     return PageLoad(result.stdout, console, result.stderr)
+
+
+if __name__ == "__main__":
+    found, reason = install_chromium()
+    status = found or f"unavailable ({reason}); they will skip"
+    print(f"chromium for the report tests: {status}")

@@ -7,11 +7,9 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from PIL import Image
 
@@ -58,33 +56,49 @@ def test_bad_strength_is_a_user_error(tmp_path, capsys):
     assert "hue=0.1" in capsys.readouterr().err
 
 
-def _explain_command(model: Path, data: Path, out: Path) -> list[str]:
-    return [sys.executable, "-m", "protoexplain", "explain", str(model), str(data), str(out),
-            "--device", "cpu", "--workers", "0", "--batch-size", "2", "--chunk-images", "2",
-            "--bootstrap", "10", "--local-top-k", "3", "--modifications", "hue", "shape",
-            "texture"]  # fmt: skip
+def _explain_arguments(model: Path, data: Path, out: Path) -> list[str]:
+    return ["explain", str(model), str(data), str(out), "--device", "cpu", "--workers", "0",
+            "--batch-size", "1", "--chunk-images", "2", "--bootstrap", "10", "--local-top-k", "3",
+            "--modifications", "hue", "shape", "texture"]  # fmt: skip
+
+
+# The child explains one image per batch and kills itself (SIGKILL, nothing is cleaned up) in
+# the forward pass of the 4th image: chunk 0 (images 1-2) is committed and chunk 1 is half
+# written, which is where a kill loses the most work in progress.
+KILLED_MID_CHUNK = """
+import os, signal, sys
+import protoexplain.explain.engine as engine
+from protoexplain.cli import main
+score_batch, calls = engine.score_batch, []
+def score_then_die(*args):
+    calls.append(1)
+    if len(calls) == 4:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return score_batch(*args)
+engine.score_batch = score_then_die
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def test_kill_during_explain_then_rerun_gives_same_files(tmp_path):
     data = _folder(tmp_path / "data", 10, 64)
     model = _model(tmp_path / "model")
     env = {**os.environ, "PYTHONPATH": SRC}
-    reference = tmp_path / "reference"
-    subprocess.run(_explain_command(model, data, reference), env=env, check=True,
+    reference, out = tmp_path / "reference", tmp_path / "out"
+    command = [sys.executable, "-m", "protoexplain"]
+    subprocess.run([*command, *_explain_arguments(model, data, reference)], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    out = tmp_path / "out"
-    process = subprocess.Popen(_explain_command(model, data, out), env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 300
-    while not list((out / "parts").glob("state-*.safetensors")) and process.poll() is None:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    if process.returncode != -signal.SIGKILL:
-        pytest.fail("explain finished before it could be killed; the test needs more images")
+    killed = subprocess.run([sys.executable, "-c", KILLED_MID_CHUNK,
+                             *_explain_arguments(model, data, out)],
+                            env=env, capture_output=True)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    left = sorted(path.name for path in (out / "parts").iterdir())
+    # committed: chunk 0 and the state that records it; chunk 1 only as a temporary file
+    assert left[0].startswith(".part-000001.parquet.") and left[0].endswith(".tmp"), left
+    assert left[1:] == ["part-000000.parquet", "state-rank000-of001.safetensors"], left
     assert not (out / "local_scores.parquet").exists()
-    subprocess.run(_explain_command(model, data, out), env=env, check=True, capture_output=True)
+    subprocess.run([*command, *_explain_arguments(model, data, out)], env=env, check=True,
+                   capture_output=True)  # fmt: skip
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (out / "parts").exists()

@@ -1,4 +1,4 @@
-"""Phase table, schedule and learning-rate rule of SPEC §3."""
+"""Phase table, schedule and learning-rate rule of method §3."""
 
 import warnings
 
@@ -12,6 +12,7 @@ from protoexplain.training.phases import (
     PARAMETER_GROUPS,
     build_phases,
     build_schedule,
+    make_joint_scheduler,
     make_optimizer,
     push_epochs,
     set_trainable,
@@ -74,7 +75,7 @@ def test_steplr_stepped_before_each_joint_epoch_decays_at_9_14_19():
     config = RunConfig()
     config.schedule.epochs = 21
     optimizer = make_optimizer(_model(), build_phases(config)["joint"])
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=5, gamma=0.1)
+    scheduler = make_joint_scheduler(optimizer, config.joint)
     seen = {}
     for step in build_schedule(config.schedule):
         if step.kind == "joint":

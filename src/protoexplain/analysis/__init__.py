@@ -1,4 +1,4 @@
-"""Analyses (SPEC §5): local analysis of one image, nearest images, pruning, evaluation."""
+"""Analyses (method §5): local analysis of one image, nearest images, pruning, evaluation."""
 
 from protoexplain.analysis.evaluate import Evaluation, evaluate_models, save_evaluation
 from protoexplain.analysis.explanations import attach_importances, find_explain_dir

@@ -1,4 +1,4 @@
-"""Local analysis of one image: "this looks like that" (SPEC §5).
+"""Local analysis of one image: "this looks like that" (method §5).
 
 The prediction, the most activated prototypes with their similarity, class, last-layer weight and
 contribution (similarity × weight), and for the top classes their prototypes sorted by

@@ -1,4 +1,4 @@
-"""Global analysis: each prototype's k nearest images, one best patch per image (SPEC §5).
+"""Global analysis: each prototype's k nearest images, one best patch per image (method §5).
 
 The search is the one vectorised :func:`protoexplain.training.find_nearest_patches` (which also
 keeps each neighbour's distance map, so boxes need no second pass). This module adds

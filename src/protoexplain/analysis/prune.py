@@ -1,4 +1,4 @@
-"""Prototype pruning (SPEC §5): drop prototype j when fewer than τ of its k nearest training
+"""Prototype pruning (method §5): drop prototype j when fewer than τ of its k nearest training
 images belong to its class, then retrain the last layer.
 
 The pruned model keeps the surviving prototypes in their old order, renumbered 0…P'−1; its

@@ -18,6 +18,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,7 @@ class FaithfulnessConfig:
     workers: int = 0
 
 
-def quick_config(**overrides) -> FaithfulnessConfig:
+def quick_config(**overrides: Any) -> FaithfulnessConfig:
     """A few-minute configuration on two CPU cores (``--quick``)."""
     quick = FaithfulnessConfig(
         train_per_class=16, test_per_class=4, prototypes_per_class=4, prototype_depth=16, epochs=4,

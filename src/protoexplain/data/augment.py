@@ -1,4 +1,4 @@
-"""Offline augmentation of an ImageFolder tree (the original 30 copies per image, SPEC §1)."""
+"""Offline augmentation of an ImageFolder tree (the original 30 copies per image, method §1)."""
 
 from __future__ import annotations
 

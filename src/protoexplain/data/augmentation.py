@@ -1,6 +1,6 @@
 """The original ProtoPNet augmentation as explicit, seedable operations.
 
-Three pipelines (SPEC §1), each followed by a horizontal flip with probability 0.5:
+Three pipelines (method §1), each followed by a horizontal flip with probability 0.5:
 
 * ``rotate``: rotation by an angle uniform in [-15°, 15°] (torchvision ``RandomRotation(15)``);
 * ``skew``: perspective distortion of scale 0.2 (``RandomPerspective(distortion_scale=0.2, p=1)``);

@@ -1,4 +1,4 @@
-"""CUB-200-2011 preparation: crop every image to its bounding box, split train/test (SPEC §1)."""
+"""CUB-200-2011 preparation: crop every image to its bounding box, split train/test (method §1)."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def read_cub(root: Path) -> list[CubImage]:
 
 
 def crop_box(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
-    """``img[y:y+h, x:x+w]`` with every coordinate truncated to int (SPEC §1)."""
+    """``img[y:y+h, x:x+w]`` with every coordinate truncated to int (method §1)."""
     x, y, w, h = (int(v) for v in box)
     x, y = max(x, 0), max(y, 0)
     crop = np.asarray(image)[y : y + h, x : x + w]

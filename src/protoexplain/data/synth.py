@@ -33,7 +33,7 @@ from protoexplain.data.synth_factors import (
     list_presets,
     sample_factors,
 )
-from protoexplain.data.synth_render import render
+from protoexplain.data.synth_render import Rendered, render
 from protoexplain.errors import UserError
 from protoexplain.fileio import read_json, write_json
 
@@ -67,7 +67,7 @@ class SynthConfig:
 def render_sample(
     preset: str, class_index: int, split: str, index: int, seed: int, size: int,
     background: str = "plain",
-):
+) -> tuple[dict, Rendered]:
     """Factors and rendering of one image; depends only on its arguments."""
     spec = get_preset(preset)
     entropy = [seed, zlib.crc32(preset.encode()), SPLIT_CODES[split], class_index, index]

@@ -24,7 +24,6 @@ from protoexplain.errors import UserError
 PARTS = ("body", "head", "wing", "tail")
 SHAPES = ("ellipse", "rectangle", "triangle", "diamond")
 TEXTURES = ("plain", "stripes", "dots", "checks")
-CONTINUOUS = ("hue", "saturation", "value", "contrast", "period")
 CATEGORICAL = {"shape": SHAPES, "texture": TEXTURES}
 PART_FACTORS = ("hue", "saturation", "value", "shape", "texture", "contrast", "period")
 

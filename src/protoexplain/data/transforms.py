@@ -1,4 +1,4 @@
-"""Model-input transforms: plain resize to a square, tensor, normalisation (SPEC §1)."""
+"""Model-input transforms: plain resize to a square, tensor, normalisation (method §1)."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from protoexplain import __version__
 from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
-from protoexplain.data import eval_transform, make_loader
+from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
@@ -136,6 +136,7 @@ def _relative_names(dataset: Any) -> list[str]:
 
 
 def model_hash(model: torch.nn.Module) -> str:
+    """SHA-256 of the model's state dict (names and raw bytes): identifies the explained model."""
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -409,8 +410,8 @@ def global_table(
 
 
 def run_explain(
-    model,
-    dataset,
+    model: torch.nn.Module,
+    dataset: ImageFolderDataset,
     out_dir: str | os.PathLike,
     config: ExplainConfig | None = None,
     *,
@@ -444,8 +445,8 @@ def run_explain(
 
 
 def explain_dataset(
-    model,
-    dataset,
+    model: torch.nn.Module,
+    dataset: ImageFolderDataset,
     modifications: list[str] | None = None,
     strengths: dict[str, list[float]] | None = None,
     out_dir: str | os.PathLike | None = None,
@@ -469,7 +470,7 @@ def explain_dataset(
 
 @torch.inference_mode()
 def explain_image(
-    model,
+    model: torch.nn.Module,
     image: Image.Image,
     prototype: int | None = None,
     modifications: list[str] | None = None,

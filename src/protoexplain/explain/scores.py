@@ -18,9 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from protoexplain.models.ppnet import PrototypeModel
+
 
 @torch.inference_mode()
-def score_batch(model, versions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def score_batch(model: PrototypeModel, versions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B, 1 + K, 3, H, W) normalised versions → similarities s (B, P), deltas Δ (B, K, P).
 
     One forward pass per version; the cell is chosen on the original (index 0).

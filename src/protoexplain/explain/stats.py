@@ -1,5 +1,5 @@
 """Statistics on explanation scores: per-prototype significance, per-characteristic summaries,
-normality and train-versus-test comparison (SPEC §6, §8)."""
+normality and train-versus-test comparison (method §6)."""
 
 from __future__ import annotations
 

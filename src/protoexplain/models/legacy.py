@@ -63,10 +63,6 @@ class LegacyRecord:
             state = {**(state[0] or {}), **(state[1] or {})}
         self.state = dict(state) if isinstance(state, dict) else {"value": state}
 
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.legacy_module}.{self.legacy_name}"
-
 
 _RECORD_CLASSES: dict[tuple[str, str], type[LegacyRecord]] = {}
 

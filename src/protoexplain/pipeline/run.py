@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from protoexplain.errors import UserError
-from protoexplain.fileio import read_json, write_json
+from protoexplain.fileio import atomic_open, read_json, write_json
 from protoexplain.pipeline.config import PipelineConfig
 from protoexplain.training.config import config_from_dict, dump_config
 from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
@@ -109,10 +109,8 @@ def _train(context: Context) -> None:
     data.train = data.train or str(context.train_dir.resolve())
     data.test = data.test or str(context.test_dir.resolve())
     config_path = context.run_dir / "train.toml"
-    config_path.write_text(
-        dump_config(train_config, "training config written by 'protoexplain run'"),
-        encoding="utf-8",
-    )
+    with atomic_open(config_path, "w", encoding="utf-8") as handle:
+        handle.write(dump_config(train_config, "training config written by 'protoexplain run'"))
     out = context.run_dir / "train"
     resume = ["--resume"] if (out / "checkpoints" / "last").is_dir() else []
     _command(context, "train", "--config", config_path, "--out", out,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -92,7 +93,7 @@ def _errors(frame: pd.DataFrame) -> np.ndarray:
     return np.vstack([np.maximum(low, 0), np.maximum(high, 0)])
 
 
-def global_bars(ax, scores: Mapping[str, pd.DataFrame]) -> list[str]:
+def global_bars(ax: Axes, scores: Mapping[str, pd.DataFrame]) -> list[str]:
     """Grouped horizontal bars with CI error bars, one group per characteristic, one bar per split.
 
     ``scores`` maps split → frame indexed by modification (``weighted_delta, ci_low, ci_high``).

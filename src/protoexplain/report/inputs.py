@@ -22,7 +22,6 @@ GLOBAL_COLUMNS = (
     "prototype", "prototype_class", "modification", "strength", "weighted_delta", "n_images",
     "ci_low", "ci_high",
 )
-LOCAL_COLUMNS = ("image", "prototype", "modification", "strength", "orig_similarity", "delta")
 NEAREST_COLUMNS = ("prototype", "rank", "image", "distance")
 SPLIT_ORDER = ("train", "test")
 

@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from protoexplain.fileio import atomic_path
 from protoexplain.report import figures
 from protoexplain.report.findings import crop_statistics
 
@@ -37,7 +38,8 @@ def prototype_job(job: dict[str, Any]) -> dict[str, Any]:
         result["stats"] = crop_statistics(crop)
         thumb = Image.fromarray(crop)
         thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        thumb.save(job["thumb"], format="PNG")
+        with atomic_path(job["thumb"]) as path:
+            thumb.save(path, format="PNG")
     if not job["page"]:
         return result
     nearest = [(load_image(path), label) for path, label in job["nearest"]]

@@ -1,4 +1,4 @@
-"""Typed training configuration: dataclasses loaded from TOML, every default from SPEC §3.
+"""Typed training configuration: dataclasses loaded from TOML, every default from method §3.
 
 Unknown keys and wrongly typed values are errors naming the key and the file. Relative data paths
 are resolved against the config file's folder. :func:`dump_config` writes a commented TOML file
@@ -40,7 +40,7 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The ProtoPNet architecture (SPEC §2)."""
+    """The ProtoPNet architecture (method §2)."""
 
     backbone: str = _f("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn")
     weights: str = _f("imagenet", "imagenet (torch cache), none, or a local weight file")
@@ -73,7 +73,7 @@ class LossConfig:
 
 @dataclass
 class ScheduleConfig:
-    """How many epochs of which phase, and when to push (SPEC §3)."""
+    """How many epochs of which phase, and when to push (method §3)."""
 
     epochs: int = _f(31, "training epochs (warm-up + joint), counted from 0")
     warm_epochs: int = _f(5, "first epochs train only add-on layers and prototypes")
@@ -233,7 +233,7 @@ def dump_config(config: RunConfig, header: str = "") -> str:
 
 
 def default_config_text() -> str:
-    """A commented TOML config with every default (SPEC §3); fill in the data paths."""
+    """A commented TOML config with every default (method §3); fill in the data paths."""
     header = (
         "protoexplain training config (defaults = the original ProtoPNet settings).\n"
         "Fill in data.train and data.test, then run: protoexplain train --config THIS_FILE"

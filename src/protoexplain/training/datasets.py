@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.utils.data import DistributedSampler, Subset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader, train_transform
 from protoexplain.errors import UserError
@@ -78,7 +79,9 @@ def build_run_data(config: RunConfig) -> RunData:
     return RunData(train, validation, train_eval, test, push, push_indices, classes)
 
 
-def train_loader(dataset, batch_size: int, workers: int, seed: int, context: DistContext):
+def train_loader(
+    dataset: Dataset, batch_size: int, workers: int, seed: int, context: DistContext
+) -> DataLoader:
     """Shuffled loader over this process's share; call ``sampler.set_epoch`` before each pass.
 
     The permutation depends only on (seed, epoch), so the union of the processes' batches
@@ -91,7 +94,9 @@ def train_loader(dataset, batch_size: int, workers: int, seed: int, context: Dis
     return make_loader(dataset, batch_size=local, sampler=sampler, workers=workers)
 
 
-def eval_loader(dataset, indices, batch_size: int, workers: int, context: DistContext):
+def eval_loader(
+    dataset: Dataset, indices: Sequence[int], batch_size: int, workers: int, context: DistContext
+) -> DataLoader:
     """Loader over this process's shard of ``indices`` (no padding, so no double counting)."""
     local = -(-batch_size // context.world_size)
     sampler = ShardSampler(indices, context)

@@ -47,6 +47,7 @@ from protoexplain.training.phases import (
     Step,
     build_phases,
     build_schedule,
+    make_joint_scheduler,
     make_optimizer,
     set_trainable,
 )
@@ -123,9 +124,7 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.phases: dict[str, Phase] = build_phases(config)
         self.optimizers = {name: make_optimizer(self.model, p) for name, p in self.phases.items()}
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizers["joint"], step_size=config.joint.lr_step, gamma=config.joint.lr_gamma
-        )
+        self.scheduler = make_joint_scheduler(self.optimizers["joint"], config.joint)
         self.steps = dry_run_steps() if dry_run else build_schedule(
             config.schedule, config.model.activation
         )

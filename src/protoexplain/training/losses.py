@@ -1,4 +1,4 @@
-"""ProtoPNet loss terms (SPEC §3), computed with class masks (not the original max-dist trick)."""
+"""ProtoPNet loss terms (method §3), computed with class masks (not the original max-dist trick)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def wrong_class_l1(last_layer_weight: torch.Tensor, prototype_class: torch.Tenso
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Coefficients of the total loss (defaults: SPEC §3)."""
+    """Coefficients of the total loss (defaults: method §3)."""
 
     cross_entropy: float = 1.0
     cluster: float = 0.8

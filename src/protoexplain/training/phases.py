@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from protoexplain.training.config import RunConfig, ScheduleConfig
+from protoexplain.training.config import JointConfig, RunConfig, ScheduleConfig
 
 PARAMETER_GROUPS = ("features", "add_on_layers", "prototype_vectors", "last_layer")
 
@@ -58,7 +58,7 @@ class Step:
 
 
 def build_phases(config: RunConfig) -> dict[str, Phase]:
-    """The three phases of SPEC §3 with the configured learning rates and weight decays."""
+    """The three phases of method §3 with the configured learning rates and weight decays."""
     warm, joint = config.warm, config.joint
     return {
         "warm": Phase(
@@ -109,6 +109,14 @@ def make_optimizer(model: nn.Module, phase: Phase) -> torch.optim.Adam:
         for group in phase.groups
     ]
     return torch.optim.Adam(groups)
+
+
+def make_joint_scheduler(
+    optimizer: torch.optim.Optimizer, joint: JointConfig
+) -> torch.optim.lr_scheduler.StepLR:
+    """The joint phase's StepLR (step size ``joint.lr_step``, factor ``joint.lr_gamma``)."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=joint.lr_step,
+                                           gamma=joint.lr_gamma)
 
 
 def push_epochs(schedule: ScheduleConfig) -> list[int]:

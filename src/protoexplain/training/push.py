@@ -1,4 +1,4 @@
-"""Push (prototype projection, SPEC §4): replace each prototype by its closest own-class patch.
+"""Push (prototype projection, method §4): replace each prototype by its closest own-class patch.
 
 The search is :func:`find_nearest_patches` (k = 1, own class); under torchrun every process
 searches its shard of the push images and the candidates are gathered, so the result equals a
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import DataLoader
 
 from protoexplain.data import ImageFolderDataset, make_loader
 from protoexplain.models.ppnet import ProtoPNet
@@ -113,7 +114,7 @@ def push_loader(
     batch_size: int,
     workers: int,
     context: DistContext,
-):
+) -> DataLoader:
     """A loader over this process's shard of the push images (in index order, no padding)."""
     indices = range(len(dataset)) if indices is None else indices
     sampler = ShardSampler(indices, context)

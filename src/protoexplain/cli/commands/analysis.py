@@ -1,4 +1,4 @@
-"""Analysis commands: ``analyze-image``, ``nearest``, ``prune`` and ``evaluate`` (SPEC §5)."""
+"""Analysis commands: ``analyze-image``, ``nearest``, ``prune`` and ``evaluate`` (method §5)."""
 
 from __future__ import annotations
 

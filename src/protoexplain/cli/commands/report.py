@@ -21,6 +21,7 @@ def _split_dir(text: str) -> tuple[str, str]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``report``."""
     parser = subparsers.add_parser(
         "report",
         help="write a browsable HTML report (figures, statistics, flagged prototypes)",
@@ -70,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """Locate the run's inputs and write the report; the exit status."""
     from protoexplain.device import resolve_device
     from protoexplain.report.inputs import locate_inputs
     from protoexplain.report.render import ReportOptions, build_report

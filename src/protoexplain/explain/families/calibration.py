@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 from skimage import color
 
+from protoexplain.data import ImageFolderDataset
 from protoexplain.errors import UserError
 from protoexplain.explain.modifications import Modification, get_modification, list_modifications
 
@@ -162,7 +163,7 @@ def calibrate_strengths(
     return Calibration(METRIC, float(target), len(images), results)
 
 
-def sample_images(dataset, count: int = 32, seed: int = 0) -> list[Image.Image]:
+def sample_images(dataset: ImageFolderDataset, count: int = 32, seed: int = 0) -> list[Image.Image]:
     """``count`` images (native resolution, RGB) drawn without replacement from a dataset with
     ``load_image(i)`` and ``len()`` (e.g. :class:`protoexplain.data.ImageFolderDataset`)."""
     total = len(dataset)

@@ -1,4 +1,4 @@
-"""The six characteristics of Nauta et al. (SPEC §6), exactly as the original computed them.
+"""The six characteristics of Nauta et al. (method §6), exactly as the original computed them.
 
 Colour changes use torchvision's PIL path with a fixed factor (the original's
 ``ColorJitter(x=(f, f))`` draws its factor from [f, f], i.e. always f); texture is OpenCV's
