@@ -26,8 +26,8 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
         raise UserError(f"config file {path} not found")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise UserError(f"{path} is not valid TOML: {error}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{path} is not valid TOML (UTF-8 text): {error}") from None
 
 
 def _check_value(value: Any, kind: Any, key: str, source: str) -> Any:

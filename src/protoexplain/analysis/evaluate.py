@@ -55,14 +55,18 @@ def check_classes(model: ProtoPNet, dataset_classes: Sequence[str], name: str, r
     """Stop when a model and a data folder differ in class count; warn when names differ."""
     if len(dataset_classes) != model.num_classes:
         raise UserError(
-            f"model {name} has {model.num_classes} classes but {root} has "
-            f"{len(dataset_classes)} class folders; evaluate on data with the model's classes"
+            f"{root} has {len(dataset_classes)} class folders but {name} has "
+            f"{model.num_classes} classes; use a data folder with one folder per class of the model"
         )
-    if list(dataset_classes) != list(model.class_names):
+    differing = [(index, folder, known) for index, (folder, known)
+                 in enumerate(zip(dataset_classes, model.class_names, strict=True))
+                 if folder != known]
+    if differing:
+        index, folder, known = differing[0]
         warnings.warn(
-            f"class folders of {root} ({', '.join(list(dataset_classes)[:3])}, …) are named "
-            f"differently from model {name}'s classes ({', '.join(model.class_names[:3])}, …); "
-            "labels follow the sorted folder order",
+            f"{len(differing)} class folders of {root} are named differently from the classes "
+            f"of {name} (first: folder {index} is {folder!r}, the model's class {index} is "
+            f"{known!r}); labels follow the sorted folder order",
             stacklevel=2,
         )
 

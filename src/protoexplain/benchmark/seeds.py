@@ -59,7 +59,7 @@ def read_run(folder: str | os.PathLike) -> FinishedRun:
     try:
         summary = read_json(needed[0])
         per_prototype, table = pd.read_csv(needed[1]), pd.read_csv(needed[2])
-    except (ValueError, OSError) as error:
+    except (ValueError, OSError, UserError) as error:
         raise UserError(f"cannot read the benchmark in {root} ({error}); run it again") from None
     if "seeds" in summary:
         raise UserError(f"{root} holds pooled runs; give the folders of the single runs instead")

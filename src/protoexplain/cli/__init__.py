@@ -10,6 +10,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import warnings
 from collections.abc import Sequence
 
 from protoexplain import __version__
@@ -44,6 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(
+    message: Warning | str, category: type[Warning], *_: object, **__: object
+) -> None:
+    """Warnings as one line on stderr, without the source line that raised them."""
+    print(f"protoexplain: warning: {message}", file=sys.stderr)
+
+
+def describe_os_error(error: OSError) -> str:
+    """One line naming the path an operating-system error is about and what to check."""
+    paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
+    reason = error.strerror or str(error)
+    if not paths:
+        return f"{reason}; check the paths given and their permissions"
+    return f"cannot use {paths}: {reason}; check the path and its permissions"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
     parser = build_parser()
@@ -52,9 +69,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        result = args.func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            result = args.func(args)
     except UserError as error:
         print(f"protoexplain: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a path that cannot be read or written: the user's to fix
+        print(f"protoexplain: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("protoexplain: interrupted; finished work is kept, rerun to go on", file=sys.stderr)

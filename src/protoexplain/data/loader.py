@@ -101,7 +101,8 @@ class SafeLoader:
     def _report(self, failure: LoadFailure) -> None:
         if self.on_error == "error":
             raise UserError(
-                f"{failure.message} (or run with on_error='skip' / --on-error skip to leave it out)"
+                f"{failure.message} (explain, modify, prepare-cub and augment can also leave such "
+                "files out with --on-error skip)"
             )
         if failure.path not in self.skipped:
             self.skipped.append(failure.path)

@@ -23,11 +23,27 @@ def setting_folder(setting: ModificationSetting) -> str:
     return f"{setting.name}_{setting.strength:g}"
 
 
+def output_names(paths: Sequence[Path], root: Path, suffix: str) -> list[Path]:
+    """Each image's path relative to ``root`` with ``suffix``; images that would share a name
+    (``a.jpg`` and ``a.png``) keep their old suffix in it (``a_jpg.png``, ``a_png.png``)."""
+    names = [path.relative_to(root).with_suffix(suffix) for path in paths]
+    counts: dict[Path, int] = {}
+    for name in names:
+        counts[name] = counts.get(name, 0) + 1
+    return [
+        name.with_name(f"{name.stem}_{path.suffix.lstrip('.')}{suffix}") if counts[name] > 1
+        else name
+        for name, path in zip(names, paths, strict=True)
+    ]
+
+
 class _Writer(Dataset):
     def __init__(self, dataset: Any, settings: Sequence[ModificationSetting], out_dir: Path,
                  image_format: str) -> None:  # fmt: skip
         self.dataset, self.settings = dataset, list(settings)
-        self.out_dir, self.suffix = out_dir, f".{image_format}"
+        self.out_dir = out_dir
+        paths = [Path(path) for path, _ in dataset.samples]
+        self.names = output_names(paths, Path(dataset.root), f".{image_format}")
 
     def __len__(self) -> int:
         return len(self.dataset.samples)
@@ -38,9 +54,9 @@ class _Writer(Dataset):
             image = self.dataset.load_image(index)
         except UserError as error:
             return LoadFailure(index, str(path), str(error))
-        relative = path.relative_to(self.dataset.root).with_suffix(self.suffix)
         for setting in self.settings:
-            save_image(setting.apply(image), self.out_dir / setting_folder(setting) / relative)
+            save_image(setting.apply(image),
+                       self.out_dir / setting_folder(setting) / self.names[index])
         return len(self.settings)
 
 
@@ -62,6 +78,10 @@ def write_modified_folder(
     """
     if image_format not in FORMATS:
         raise UserError(f"unknown image format {image_format!r}; use png or jpg")
+    root = Path(dataset.root).resolve()
+    if Path(out_dir).resolve().is_relative_to(root):
+        raise UserError(f"{out_dir} lies inside the image folder {dataset.root}: the copies would "
+                        "become extra classes of it; choose an output folder outside it")
     writer = _Writer(dataset, settings, Path(out_dir), image_format)
     loader = DataLoader(writer, batch_size=1, num_workers=workers, collate_fn=_keep)
     written, skipped = 0, []

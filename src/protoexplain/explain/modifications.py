@@ -13,6 +13,7 @@ in :mod:`protoexplain.explain.families`). A user adds a characteristic with one 
 from __future__ import annotations
 
 import importlib
+import math
 import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -157,5 +158,22 @@ def resolve_settings(
     for name in chosen:
         modification = get_modification(name, family)
         values = strengths.get(name) or [modification.default_strength]
-        settings += [ModificationSetting(modification, float(v)) for v in values]
+        settings += [_checked(ModificationSetting(modification, float(v))) for v in values]
     return settings
+
+
+def _checked(setting: ModificationSetting) -> ModificationSetting:
+    """``setting`` if its strength is finite and the modification accepts it (tried on a small
+    grey image); a one-line :class:`UserError` otherwise."""
+    problem = None
+    if not math.isfinite(setting.strength):
+        problem = "it is not a finite number"
+    else:
+        try:
+            setting.apply(Image.new("RGB", (8, 8), (128, 96, 64)))
+        except (ValueError, TypeError) as error:
+            problem = str(error).rstrip(".")
+    if problem:
+        raise UserError(f"strength {setting.strength:g} of {setting.name!r} cannot be used: "
+                        f"{problem}; choose another strength")
+    return setting

@@ -63,8 +63,14 @@ def read_model_description(directory: str | os.PathLike) -> dict[str, Any]:
             "pass a folder written by 'protoexplain train' or 'import-legacy'"
         )
     description = read_json(path)
-    if description.get("format") != "protoexplain-model":
+    if not isinstance(description, dict) or description.get("format") != "protoexplain-model":
         raise UserError(f"{path} is not a protoexplain model description")
+    if not isinstance(description.get("spec"), dict):
+        raise UserError(f"{path} has no model 'spec'; the model folder is damaged")
+    version = description.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise UserError(f"{path} has format version {version!r}, newer than this protoexplain "
+                        f"reads ({FORMAT_VERSION}); upgrade protoexplain")
     return description
 
 
@@ -75,12 +81,22 @@ def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu")
     weights = directory / WEIGHTS_FILE
     if not weights.is_file():
         raise UserError(f"{weights} is missing; the model folder is incomplete")
-    model = ProtoPNet(ModelSpec.from_dict(description["spec"]))
+    try:
+        model = ProtoPNet(ModelSpec.from_dict(description["spec"]))
+    except (TypeError, ValueError, KeyError, UserError) as error:
+        raise UserError(f"{directory / METADATA_FILE} describes no model this version can "
+                        f"build ({error}); the model folder is damaged") from None
     try:
         state = load_file(str(weights))
     except Exception as error:
-        raise UserError(f"cannot read {weights}: {error}") from error
-    model.load_state_dict(state, strict=True)
+        raise UserError(f"cannot read {weights}: {error}; the weights file is damaged, save or "
+                        "train the model again") from None
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise UserError(f"{weights} does not match the model described in {METADATA_FILE} "
+                        f"({first}); the two files come from different models") from None
     return model.to(device).eval()
 
 

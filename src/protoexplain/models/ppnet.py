@@ -6,6 +6,7 @@ Parameter names follow the original code (``features``, ``add_on_layers``, ``pro
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -72,6 +73,12 @@ class ModelSpec:
             raise UserError(f"unknown add-on type {self.add_on!r}; use bottleneck or regular")
         if self.activation not in ("log", "linear"):
             raise UserError(f"unknown activation {self.activation!r}; use log or linear")
+        if isinstance(self.image_size, bool) or not isinstance(self.image_size, int) \
+                or self.image_size < 1:
+            raise UserError(f"image size must be a whole number of pixels, got {self.image_size!r}")
+        if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) \
+                or not math.isfinite(self.epsilon) or self.epsilon <= 0:
+            raise UserError(f"epsilon must be a positive number, got {self.epsilon!r}")
 
     def to_dict(self) -> dict:
         """A JSON-ready dictionary."""

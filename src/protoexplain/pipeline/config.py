@@ -14,6 +14,7 @@ from typing import Any
 
 from protoexplain.choices import BACKGROUNDS, EXPLAIN_MODES, MODIFY_AT
 from protoexplain.errors import UserError
+from protoexplain.explain.modifications import resolve_settings
 from protoexplain.tomlconfig import from_dict, read_toml
 from protoexplain.training.config import config_from_dict
 
@@ -98,6 +99,16 @@ CHOICES = (
     ("explain", "modify_at", MODIFY_AT),
 )
 
+#: Numeric settings and their smallest allowed value: (section, key, minimum).
+MINIMUMS = (
+    ("dataset", "train_per_class", 1), ("dataset", "test_per_class", 1),
+    ("prune", "k", 1), ("prune", "tau", 0), ("prune", "last_layer_epochs", 0),
+    ("nearest", "k", 1),
+    ("explain", "batch_size", 1), ("explain", "workers", 0), ("explain", "local_top_k", 0),
+    ("explain", "max_images", 0),
+    ("report", "max_prototype_pages", 0), ("report", "workers", 1),
+)
+
 
 def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]:
     """Read and check a pipeline config; returns it with the folder relative paths start from."""
@@ -116,5 +127,14 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]
     for section, key, allowed in CHOICES:
         if getattr(getattr(config, section), key) not in allowed:
             raise UserError(f"{path}: {section}.{key} must be one of {allowed}")
+    for section, key, minimum in MINIMUMS:
+        value = getattr(getattr(config, section), key)
+        if value < minimum:
+            raise UserError(f"{path}: {section}.{key} must be at least {minimum}, got {value}")
+    explain = config.explain
+    try:
+        resolve_settings(explain.modifications or None, explain.strengths, explain.family)
+    except UserError as error:
+        raise UserError(f"{path} [explain]: {error}") from None
     config_from_dict(config.train, f"{path} [train]")
     return config, base

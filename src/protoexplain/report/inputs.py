@@ -105,6 +105,13 @@ def locate_inputs(
         )
     evaluation = Path(evaluation_dir) if evaluation_dir else root / "evaluation"
     nearest = Path(nearest_dir) if nearest_dir else root / "nearest"
+    given = ((evaluation_dir, evaluation / "metrics.json", "an 'evaluate'"),
+             (nearest_dir, nearest / "nearest.csv", "a 'nearest'"))
+    for named, needed, kind in given:
+        if named and not needed.is_file():
+            raise UserError(f"{named} has no {needed.name}; pass {kind} output folder")
+    if images_dir and not Path(images_dir).is_dir():
+        raise UserError(f"image folder {images_dir} does not exist")
     return RunInputs(
         root=root,
         model_dir=model,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -167,6 +168,19 @@ def validate(config: RunConfig, source: str = "config") -> RunConfig:
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{source}: {key} must be at least 1, got {value}")
+    for section in ("warm", "joint", "last_layer"):
+        for name, value in dataclasses.asdict(getattr(config, section)).items():
+            if name.endswith("lr") or name == "lr_gamma":
+                if not math.isfinite(value) or value <= 0:
+                    raise UserError(f"{source}: {section}.{name} must be a positive number, "
+                                    f"got {value}")
+            elif name.endswith("weight_decay") and (not math.isfinite(value) or value < 0):
+                raise UserError(f"{source}: {section}.{name} must be 0 or more, got {value}")
+    if not math.isfinite(config.model.epsilon) or config.model.epsilon <= 0:
+        raise UserError(f"{source}: model.epsilon must be a positive number, "
+                        f"got {config.model.epsilon}")
+    if config.data.workers < 0:
+        raise UserError(f"{source}: data.workers must be 0 or more, got {config.data.workers}")
     if not 0 <= config.data.validation_fraction < 1:
         raise UserError(f"{source}: data.validation_fraction must be in [0, 1)")
     schedule = config.schedule

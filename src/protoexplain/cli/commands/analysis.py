@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from protoexplain.cli.arguments import non_negative_int, positive_int
 from protoexplain.errors import UserError
 
 ORDER = 50
@@ -122,9 +123,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _add_common(parser: argparse.ArgumentParser, batch_size: int) -> None:
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=int, default=batch_size,
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
                         help=f"images per batch (default {batch_size})")
-    parser.add_argument("--workers", type=int, default=0,
+    parser.add_argument("--workers", type=non_negative_int, default=0,
                         help="data-loading worker processes (default 0)")
 
 
@@ -146,8 +147,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", type=Path, help="model folder (model.json, model.safetensors)")
     parser.add_argument("image", type=Path, help="image file to analyse")
-    parser.add_argument("--top-k", type=int, default=10, help="prototypes to show (default 10)")
-    parser.add_argument("--top-classes", type=int, default=3,
+    parser.add_argument("--top-k", type=positive_int, default=10,
+                        help="prototypes to show (default 10)")
+    parser.add_argument("--top-classes", type=positive_int, default=3,
                         help="classes whose prototypes are listed (default 3)")
     parser.add_argument("--out", type=Path,
                         help="output folder (default: analysis-<image name> in the current folder)")
@@ -173,7 +175,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", type=Path, help="model folder")
     parser.add_argument("data_dir", type=Path, help="image folder (root/<class>/<image>)")
-    parser.add_argument("--k", type=int, default=5, help="nearest images per prototype (default 5)")
+    parser.add_argument("--k", type=positive_int, default=5,
+                        help="nearest images per prototype (default 5)")
     parser.add_argument("--out", type=Path,
                         help="output folder (default: nearest-<data folder name>)")
     parser.add_argument("--no-images", action="store_true", help="write nearest.csv only")
@@ -193,10 +196,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", type=Path, help="model folder")
     parser.add_argument("push_data", type=Path, help="un-augmented training images (push set)")
-    parser.add_argument("--k", type=int, default=6, help="nearest images inspected (default 6)")
-    parser.add_argument("--tau", type=int, default=3,
+    parser.add_argument("--k", type=positive_int, default=6,
+                        help="nearest images inspected (default 6)")
+    parser.add_argument("--tau", type=non_negative_int, default=3,
                         help="minimum own-class images among them to keep a prototype (default 3)")
-    parser.add_argument("--last-layer-epochs", type=int, default=100,
+    parser.add_argument("--last-layer-epochs", type=non_negative_int, default=100,
                         help="last-layer epochs after pruning (default 100; 0 skips)")
     parser.add_argument("--lr", type=float, default=1e-4, help="last-layer learning rate")
     parser.add_argument("--train-data", type=Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
+from protoexplain.cli.arguments import non_negative_int, positive_int
 from protoexplain.errors import UserError
 
 ORDER = 40
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="strength of one modification (repeatable), e.g. hue=0.2")
     modify.add_argument("--format", dest="image_format", choices=("png", "jpg"), default="png",
                         help="png (lossless, default) or jpg (quality 95)")
-    modify.add_argument("--workers", type=int, default=0, help="worker processes (default: 0)")
+    modify.add_argument("--workers", type=non_negative_int, default=0,
+                        help="worker processes (default: 0)")
     modify.add_argument("--on-error", choices=("error", "skip"), default="error",
                         help="unreadable images: stop (default) or skip and count")
     modify.set_defaults(func=_modify)
@@ -71,12 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "size first, so that size-dependent modifications (the sine warp's "
                          "pixel amplitude, texture filters) act alike on every image; fast mode "
                          "always modifies at the model's size")
-    explain.add_argument("--batch-size", type=int, default=32,
+    explain.add_argument("--batch-size", type=positive_int, default=32,
                          help="images per batch; each brings 1 + K forward passes (default: 32)")
-    explain.add_argument("--workers", type=int, default=2,
+    explain.add_argument("--workers", type=non_negative_int, default=2,
                          help="DataLoader worker processes (default: 2)")
     explain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    explain.add_argument("--local-top-k", type=int, default=None, metavar="K",
+    explain.add_argument("--local-top-k", type=positive_int, default=None, metavar="K",
                          help="keep only each image's K most similar prototypes in the local "
                          "table (global scores always use all)")
     explain.add_argument("--compare-with", default=None, metavar="DIR",

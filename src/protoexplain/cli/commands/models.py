@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from protoexplain.cli.arguments import positive_int
+from protoexplain.errors import UserError
 from protoexplain.models import list_backbones, save_model
 from protoexplain.models.backbones import backbone_info
 from protoexplain.models.legacy import import_legacy
@@ -20,6 +22,10 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise UserError(f"{out_dir} is not empty; import into a new folder so that no model or "
+                        "file there is overwritten")
     model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
     out = save_model(
         model,
@@ -74,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--image-size",
-        type=int,
+        type=positive_int,
         help="input size the model was trained at (default: read from the checkpoint, else 224)",
     )
     parser.set_defaults(func=_import_legacy)

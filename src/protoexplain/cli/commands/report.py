@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from protoexplain.cli.arguments import non_negative_int, positive_int
 from protoexplain.errors import UserError
 
 ORDER = 60
@@ -56,13 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write pages (and figures) for at most N prototypes, those with the largest dominant "
              "score first (default: every prototype); the table always lists all",
     )
-    parser.add_argument("--local-images", type=int, default=8, metavar="N",
+    parser.add_argument("--local-images", type=non_negative_int, default=8, metavar="N",
                         help="sample images with local explanation panels (default 8; 0: none)")
-    parser.add_argument("--local-top-k", type=int, default=3, metavar="K",
+    parser.add_argument("--local-top-k", type=positive_int, default=3, metavar="K",
                         help="most similar prototypes shown per sample image (default 3)")
     parser.add_argument("--formats", default="png,svg",
                         help="figure formats, comma separated: png, svg (default png,svg)")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
                         help="processes rendering figures (default: up to 4)")
     parser.add_argument("--device", default="cpu",
                         help="device for locating patches of sample images (default cpu)")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from protoexplain.cli.arguments import non_negative_int, positive_int
+
 ORDER = 30
 
 
@@ -102,10 +104,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("model_dir", help="model folder (model.json + model.safetensors)")
     push.add_argument("push_data", help="un-augmented training images, root/<class>/<image>")
     push.add_argument("--out", help="where to write the pushed model (default: in place)")
-    push.add_argument("--batch-size", type=int, default=75, help="images per batch (75)")
-    push.add_argument("--last-layer-epochs", type=int, default=0,
+    push.add_argument("--batch-size", type=positive_int, default=75, help="images per batch (75)")
+    push.add_argument("--last-layer-epochs", type=non_negative_int, default=0,
                       help="last-layer epochs on PUSH_DATA after the push (default 0)")
-    push.add_argument("--workers", type=int, default=0, help="data-loader workers")
+    push.add_argument("--workers", type=non_negative_int, default=0, help="data-loader workers")
     push.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     push.set_defaults(func=_push)
 

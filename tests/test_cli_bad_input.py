@@ -1,0 +1,186 @@
+"""Bad input on the command line: one line on stderr naming the culprit, exit status 2, nothing
+overwritten. Each case here once ended in a traceback or silently did the wrong thing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from protoexplain.cli import main
+from protoexplain.models import ModelSpec, ProtoPNet, save_model
+from protoexplain.training.config import default_config_text
+
+
+def _images(root: Path, names: dict[str, list[str]], size: int = 32) -> Path:
+    rng = np.random.default_rng(0)
+    for folder, files in names.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name in files:
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                root / folder / name)
+    return root
+
+
+def _model(path: Path, classes: list[str] | None = None) -> Path:
+    torch.manual_seed(0)
+    spec = ModelSpec("small_cnn", 2, (4, 8, 1, 1), class_names=classes or ["a", "b"],
+                     image_size=32)
+    save_model(ProtoPNet(spec), path)
+    return path
+
+
+def _fails(capsys, argv: list[str], *expected: str) -> str:
+    """Run ``argv``; it must exit with 2 and print one error line that contains ``expected``
+    (progress bars may precede it)."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("protoexplain:")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in lines[-1], lines[-1]
+    return lines[-1]
+
+
+def test_output_path_that_is_a_file_is_named(tmp_path, capsys):
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a folder", encoding="utf-8")
+    _fails(capsys, ["modify", str(data), str(blocker), "--modifications", "hue"],
+           "cannot use", str(blocker), "Not a directory")
+
+
+@pytest.mark.parametrize(("damage", "expected"), [
+    ("{not json", "is not valid JSON"),
+    ("[1, 2]", "is not a protoexplain model description"),
+    (json.dumps({"format": "protoexplain-model", "format_version": 1}), "has no model 'spec'"),
+    ("future", "format version 99, newer than"),
+    ("image_size", "image size must be a whole number of pixels"),
+    ("shape", "does not match the model described in model.json"),
+])
+def test_damaged_model_folder_is_one_line(tmp_path, capsys, damage, expected):
+    model = _model(tmp_path / "model")
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    description = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    if damage == "future":
+        description["format_version"] = 99
+    elif damage == "image_size":
+        description["spec"]["image_size"] = "big"
+    elif damage == "shape":
+        description["spec"]["prototype_shape"] = [4, 16, 1, 1]
+    text = json.dumps(description) if damage in ("future", "image_size", "shape") else damage
+    (model / "model.json").write_text(text, encoding="utf-8")
+    _fails(capsys, ["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")],
+           str(model), expected)
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["evaluate", "M", "D", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
+    (["evaluate", "M", "D", "--workers", "-1"], "--workers: must be 0 or more, got -1"),
+    (["analyze-image", "M", "x.png", "--top-k", "0"], "--top-k: must be at least 1"),
+    (["nearest", "M", "D", "--k", "two"], "--k: expected a whole number, got 'two'"),
+    (["import-legacy", "x.pth", "O", "--arch", "vgg11", "--image-size", "0"],
+     "--image-size: must be at least 1"),
+])
+def test_count_options_are_checked_by_the_parser(capsys, argv, expected):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("strength", "expected"), [
+    ("hue=0.9", "strength 0.9 of 'hue' cannot be used: hue_factor (0.9) is not in [-0.5, 0.5]"),
+    ("hue=nan", "strength nan of 'hue' cannot be used: it is not a finite number"),
+])
+def test_unusable_strength_is_refused_before_any_work(tmp_path, capsys, strength, expected):
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    out = tmp_path / "out"
+    _fails(capsys, ["modify", str(data), str(out), "--strength", strength], expected)
+    assert not out.exists()
+
+
+def test_modify_keeps_images_whose_names_differ_only_in_suffix(tmp_path, capsys):
+    data = _images(tmp_path / "data", {"a": ["x.png", "x.jpg", "y.png"], "b": ["x.png"]})
+    out = tmp_path / "out"
+    assert main(["modify", str(data), str(out), "--modifications", "shape"]) == 0
+    written = sorted(p.relative_to(out / "shape_4").as_posix() for p in out.rglob("*.png"))
+    assert written == ["a/x_jpg.png", "a/x_png.png", "a/y.png", "b/x.png"]
+    from_jpg = np.asarray(Image.open(out / "shape_4" / "a" / "x_jpg.png"))
+    from_png = np.asarray(Image.open(out / "shape_4" / "a" / "x_png.png"))
+    assert not np.array_equal(from_jpg, from_png)
+    assert "4 images written" in capsys.readouterr().out.replace("\n", " ")
+
+
+def test_modify_refuses_an_output_folder_inside_its_input(tmp_path, capsys):
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    _fails(capsys, ["modify", str(data), str(data / "copies")], "lies inside the image folder")
+    assert sorted(p.name for p in data.iterdir()) == ["a", "b"]
+
+
+def test_import_legacy_never_writes_into_a_folder_that_holds_files(tmp_path, capsys):
+    model = _model(tmp_path / "model")
+    before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
+    _fails(capsys, ["import-legacy", str(tmp_path / "any.pth"), str(model), "--arch", "vgg11"],
+           f"{model} is not empty")
+    assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("features_lr = 0.0001", "joint.features_lr must be a positive number, got -1.0"),
+    ("epsilon = 0.0001", "model.epsilon must be a positive number, got nan"),
+    ("workers = 0", "data.workers must be 0 or more, got -2"),
+])
+def test_training_config_values_are_checked(tmp_path, capsys, setting, expected):
+    bad = {"features_lr = 0.0001": "features_lr = -1.0", "epsilon = 0.0001": "epsilon = nan",
+           "workers = 0": "workers = -2"}[setting]
+    text = default_config_text()
+    assert text.count(setting) == 1, setting
+    config = tmp_path / "run.toml"
+    config.write_text(text.replace(setting, bad), encoding="utf-8")
+    _fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run")],
+           str(config), expected)
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_that_is_not_text_is_one_line(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_bytes(b"\xff\xfe\x00garbage")
+    _fails(capsys, ["train", "--config", str(config)], f"{config} is not valid TOML")
+
+
+def test_pipeline_checks_later_steps_before_training(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("[explain]\nworkers = -3\n", encoding="utf-8")
+    _fails(capsys, ["run", str(config), "--out", str(tmp_path / "run")],
+           "explain.workers must be at least 0, got -3")
+    assert not (tmp_path / "run").exists()
+    config.write_text('[explain]\nstrengths = {hue = [0.9]}\n', encoding="utf-8")
+    _fails(capsys, ["run", str(config), "--out", str(tmp_path / "run")],
+           "[explain]", "hue_factor (0.9)")
+
+
+def test_warnings_are_one_line_and_name_the_first_difference(tmp_path, capsys):
+    model = _model(tmp_path / "model", classes=["a", "b"])
+    data = _images(tmp_path / "data", {"a": ["0.png"], "zz": ["0.png"]})
+    assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")]) == 0
+    err = capsys.readouterr().err
+    assert "UserWarning" not in err and "warnings.warn" not in err
+    warning = [line for line in err.splitlines() if line.startswith("protoexplain: warning")]
+    assert warning == [
+        f"protoexplain: warning: 1 class folders of {data} are named differently from the "
+        f"classes of {model} (first: folder 1 is 'zz', the model's class 1 is 'b'); labels "
+        "follow the sorted folder order"
+    ]
+
+
+def test_report_refuses_named_inputs_that_do_not_exist(tmp_path, capsys):
+    model = _model(tmp_path / "model")
+    _fails(capsys, ["report", str(model), "--evaluation", str(tmp_path / "nope")],
+           "has no metrics.json; pass an 'evaluate' output folder")
+    _fails(capsys, ["report", str(model), "--images", str(tmp_path / "nope")],
+           "image folder", "does not exist")
