@@ -1,7 +1,8 @@
 """Is the trunk control a null model when the trunk is general and pretrained? Table + JSON.
 
 Usage: python benchmarks/pretrained_trunk.py [OUT_DIR] [--background like-parts] [--device auto]
-(default OUT_DIR: ./pretrained-trunk; about 9.5 minutes on two CPU cores).
+[--factors hue,saturation,value,contrast,shape,texture] [--presets hue,shape]
+(default OUT_DIR: ./pretrained-trunk; 9.5 to 40 minutes on two CPU cores).
 
 On isolated presets a trunk trained from scratch becomes a detector of the one class factor, so
 the faithfulness benchmark's trunk control ranks that factor first as often as the trained model.
@@ -12,7 +13,9 @@ trunk), on images drawn from all presets with their own seed, then trains the be
 ProtoPNet on each isolated preset from that trunk with the paper's recipe for pretrained trunks
 (5 warm-up epochs, trunk learning rate 1e-4), and ranks characteristics as the benchmark does, for
 the trained model and four controls: the benchmark's three and ``control_backbone`` (trained trunk
-only; add-on layers, prototypes and last layer drawn anew).
+only; add-on layers, prototypes and last layer drawn anew). ``--factors`` chooses what the trunk
+learns to predict; without hue and shape it has never seen the factors that define the classes,
+as an ImageNet trunk has never seen the classes of CUB.
 """
 
 from __future__ import annotations
@@ -61,32 +64,36 @@ PRETRAIN_SEED_OFFSET = 1000
 FAMILIES = ("perceptual", "paper")
 
 
-def factor_targets(factors: dict) -> list[int]:
-    """Class targets of one image: for every part, each factor of :data:`HEAD_SIZES`, binned."""
-    targets = []
-    for part in PARTS:
-        targets.append(int(np.floor(factors[f"{part}_hue"] * 8 + 0.5)) % 8)
-        for name, (low, high, bins) in BINNED.items():
-            position = (factors[f"{part}_{name}"] - low) / (high - low) * bins
-            targets.append(int(np.clip(np.floor(position), 0, bins - 1)))
-        targets.append(SHAPES.index(factors[f"{part}_shape"]))
-        targets.append(TEXTURES.index(factors[f"{part}_texture"]))
-    return targets
+def factor_target(factors: dict, part: str, name: str) -> int:
+    """Class index of one factor of one part: hue in eighths, continuous factors binned."""
+    if name == "hue":
+        return int(np.floor(factors[f"{part}_hue"] * 8 + 0.5)) % 8
+    if name in BINNED:
+        low, high, bins = BINNED[name]
+        position = (factors[f"{part}_{name}"] - low) / (high - low) * bins
+        return int(np.clip(np.floor(position), 0, bins - 1))
+    return (SHAPES if name == "shape" else TEXTURES).index(factors[f"{part}_{name}"])
+
+
+def factor_targets(factors: dict, names: list[str]) -> list[int]:
+    """Class targets of one image: for every part, each factor of ``names``."""
+    return [factor_target(factors, part, name) for part in PARTS for name in names]
 
 
 def render_pretraining_set(
-    count: int, seed: int, size: int, background: str
+    count: int, seed: int, size: int, background: str, names: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``count`` images (uint8, B×3×H×W) drawn from every preset and class, and their targets."""
+    """``count`` images (uint8, B×3×H×W) drawn from every preset and class, and their targets
+    for the factors ``names``."""
     rng = np.random.default_rng(seed)
-    names = list(PRESETS)
+    presets = list(PRESETS)
     images, targets = [], []
     for index in tqdm(range(count), desc="render pretraining images", unit="img", leave=False):
-        preset = names[int(rng.integers(len(names)))]
+        preset = presets[int(rng.integers(len(presets)))]
         class_index = int(rng.integers(len(PRESETS[preset].classes)))
         factors, drawn = render_sample(preset, class_index, "train", index, seed, size, background)
         images.append(drawn.image)
-        targets.append(factor_targets(factors))
+        targets.append(factor_targets(factors, names))
     pixels = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     return pixels, torch.tensor(targets)
 
@@ -102,9 +109,11 @@ def pretrain_trunk(
     """Train ``small_cnn`` + linear factor heads; save the trunk; return validation accuracies."""
     seed = args.seed + PRETRAIN_SEED_OFFSET
     torch.manual_seed(seed)
-    train_x, train_y = render_pretraining_set(args.images, seed, args.size, args.background)
-    val_x, val_y = render_pretraining_set(args.images // 16, seed + 1, args.size, args.background)
-    sizes = list(HEAD_SIZES.values()) * len(PARTS)
+    names = args.factors
+    train_x, train_y = render_pretraining_set(args.images, seed, args.size, args.background, names)
+    val_x, val_y = render_pretraining_set(args.images // 16, seed + 1, args.size, args.background,
+                                          names)
+    sizes = [HEAD_SIZES[name] for name in names] * len(PARTS)
     trunk, heads = SmallCNN().to(device), nn.Linear(128, sum(sizes)).to(device)
     optimiser = torch.optim.Adam([*trunk.parameters(), *heads.parameters()], lr=3e-3)
 
@@ -123,11 +132,11 @@ def pretrain_trunk(
     with torch.no_grad():
         correct = torch.stack([
             (o.argmax(1).cpu() == val_y[:, k]) for k, o in enumerate(logits(val_x))
-        ], dim=1).float().mean(0).view(len(PARTS), len(HEAD_SIZES)).mean(0)
+        ], dim=1).float().mean(0).view(len(PARTS), len(names)).mean(0)
     with atomic_path(out / "trunk.safetensors") as path:
         save_file({k: v.detach().cpu().contiguous() for k, v in trunk.state_dict().items()},
                   str(path))
-    return {name: round(float(v), 3) for name, v in zip(HEAD_SIZES, correct, strict=True)}
+    return {name: round(float(v), 3) for name, v in zip(names, correct, strict=True)}
 
 
 def backbone_control(model: ProtoPNet, seed: int) -> ProtoPNet:
@@ -185,10 +194,17 @@ def run() -> None:
                         help="pretraining images (default: 16000)")
     parser.add_argument("--pretrain-epochs", type=int, default=12,
                         help="pretraining epochs (default: 12)")
+    parser.add_argument("--factors", default=",".join(HEAD_SIZES),
+                        help="factors the trunk is pretrained to predict (default: all, "
+                        f"{','.join(HEAD_SIZES)})")
     parser.add_argument("--size", type=int, default=64, help="image size in pixels (default: 64)")
     parser.add_argument("--seed", type=int, default=0, help="seed of data and training")
     args = parser.parse_args()
     out, device = Path(args.out), resolve_device(args.device)
+    args.factors = [name for name in args.factors.split(",") if name]
+    if not args.factors or not set(args.factors) <= set(HEAD_SIZES):
+        parser.exit(2, f"pretrained_trunk: --factors takes a comma-separated subset of "
+                    f"{','.join(HEAD_SIZES)}\n")
     presets = [p for p in args.presets.split(",") if p]
     unknown = [p for p in presets if p not in TRUE_FACTOR]
     if unknown or not presets:
@@ -216,7 +232,7 @@ def run() -> None:
     rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
     seconds = round(time.perf_counter() - started, 1)
     write_json(out / "pretrained_trunk.json", {
-        "background": args.background, "images": args.images,
+        "background": args.background, "factors": args.factors, "images": args.images,
         "pretrain_epochs": args.pretrain_epochs, "size": args.size, "seed": args.seed,
         "device": str(device), "wall_seconds": seconds,
         "pretrain_accuracy": pretrain_accuracy, "rows": rows,
