@@ -184,3 +184,12 @@ def test_report_refuses_named_inputs_that_do_not_exist(tmp_path, capsys):
            "has no metrics.json; pass an 'evaluate' output folder")
     _fails(capsys, ["report", str(model), "--images", str(tmp_path / "nope")],
            "image folder", "does not exist")
+
+
+def test_a_folder_given_for_a_file_is_named_as_such(tmp_path, capsys):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    _fails(capsys, ["import-legacy", str(folder), str(tmp_path / "out"), "--arch", "vgg11"],
+           f"checkpoint {folder} is a folder, not a checkpoint file")
+    _fails(capsys, ["train", "--config", str(folder)], f"{folder} is a folder, not a TOML file")
+    _fails(capsys, ["run", str(folder)], f"{folder} is a folder, not a TOML file")

@@ -23,7 +23,8 @@ def read_toml(path: str | os.PathLike) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed file is a :class:`UserError`."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"config file {path} not found")
+        what = "is a folder, not a TOML file" if path.is_dir() else "not found"
+        raise UserError(f"config file {path} {what}")
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

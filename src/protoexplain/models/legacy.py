@@ -125,7 +125,8 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Any:
     """Unpickle an original checkpoint (whole module or state dict) through the allow-list."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist")
+        what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
+        raise UserError(f"checkpoint {path} {what}")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Couldn't retrieve source code")
