@@ -41,18 +41,17 @@ def install_chromium() -> tuple[str | None, str]:
     if not hasattr(os, "geteuid") or os.geteuid() != 0 or not shutil.which("apt-get"):
         return None, "chromium is not installed and cannot be installed (needs root and apt-get)"
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    result = subprocess.run(
-        ["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, env=env,
-        timeout=900, check=False,
-    )
-    if result.returncode != 0:
-        subprocess.run(
-            ["apt-get", "update"], capture_output=True, env=env, timeout=600, check=False
-        )
-        result = subprocess.run(
-            ["apt-get", "install", "-y", "chromium"], capture_output=True, text=True, env=env,
-            timeout=900, check=False,
-        )
+    install = ["apt-get", "install", "-y", "chromium"]
+    try:
+        result = subprocess.run(install, capture_output=True, text=True, env=env, timeout=600,
+                                check=False)
+        if result.returncode != 0:
+            subprocess.run(["apt-get", "update"], capture_output=True, env=env, timeout=300,
+                           check=False)
+            result = subprocess.run(install, capture_output=True, text=True, env=env,
+                                    timeout=600, check=False)
+    except (subprocess.TimeoutExpired, OSError) as error:
+        return None, f"apt-get could not install chromium: {error}"
     path = find_chromium()
     if path:
         return path, ""

@@ -4,6 +4,7 @@ overwritten. Each case here once ended in a traceback or silently did the wrong 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +12,15 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers_data import run_cli
 from protoexplain.cli import main
-from protoexplain.models import ModelSpec, ProtoPNet, save_model
-from protoexplain.training.config import default_config_text
+from protoexplain.data import ImageFolderDataset
+from protoexplain.errors import UserError
+from protoexplain.explain.export import output_names, write_modified_folder
+from protoexplain.explain.modifications import resolve_settings
+from protoexplain.fileio import read_json_if_intact
+from protoexplain.models import ModelSpec, ProtoPNet, load_model, save_model
+from protoexplain.training.config import default_config_text, load_config
 
 
 def _images(root: Path, names: dict[str, list[str]], size: int = 32) -> Path:
@@ -61,18 +68,27 @@ def test_output_path_that_is_a_file_is_named(tmp_path, capsys):
     ("future", "format version 99, newer than"),
     ("image_size", "image size must be a whole number of pixels"),
     ("shape", "does not match the model described in model.json"),
+    ("num_classes", "the number of classes must be at least 1, got 0"),
+    ("prototype_class", "prototype_class must name classes 0 to 1"),
+    ("mean", "mean and std must give one value per colour channel"),
+    ("version_text", "has format version '1', not a whole number"),
 ])
 def test_damaged_model_folder_is_one_line(tmp_path, capsys, damage, expected):
     model = _model(tmp_path / "model")
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
     description = json.loads((model / "model.json").read_text(encoding="utf-8"))
-    if damage == "future":
-        description["format_version"] = 99
-    elif damage == "image_size":
-        description["spec"]["image_size"] = "big"
-    elif damage == "shape":
-        description["spec"]["prototype_shape"] = [4, 16, 1, 1]
-    text = json.dumps(description) if damage in ("future", "image_size", "shape") else damage
+    edits = {
+        "future": lambda d: d.update(format_version=99),
+        "version_text": lambda d: d.update(format_version="1"),
+        "image_size": lambda d: d["spec"].update(image_size="big"),
+        "shape": lambda d: d["spec"].update(prototype_shape=[4, 16, 1, 1]),
+        "num_classes": lambda d: d["spec"].update(num_classes=0, class_names=[]),
+        "prototype_class": lambda d: d["spec"].update(prototype_class=[0, 1, 2, 1]),
+        "mean": lambda d: d["spec"].update(mean=[0.5, 0.5]),
+    }
+    if damage in edits:
+        edits[damage](description)
+    text = json.dumps(description) if damage in edits else damage
     (model / "model.json").write_text(text, encoding="utf-8")
     _fails(capsys, ["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")],
            str(model), expected)
@@ -131,7 +147,7 @@ def test_import_legacy_never_writes_into_a_folder_that_holds_files(tmp_path, cap
 
 
 @pytest.mark.parametrize(("setting", "expected"), [
-    ("features_lr = 0.0001", "joint.features_lr must be a positive number, got -1.0"),
+    ("features_lr = 0.0001", "joint.features_lr must be 0 or more (0 freezes the part), got -1.0"),
     ("epsilon = 0.0001", "model.epsilon must be a positive number, got nan"),
     ("workers = 0", "data.workers must be 0 or more, got -2"),
 ])
@@ -164,13 +180,15 @@ def test_pipeline_checks_later_steps_before_training(tmp_path, capsys):
            "[explain]", "hue_factor (0.9)")
 
 
-def test_warnings_are_one_line_and_name_the_first_difference(tmp_path, capsys):
+def test_warnings_are_one_line_and_name_the_first_difference(tmp_path):
     model = _model(tmp_path / "model", classes=["a", "b"])
     data = _images(tmp_path / "data", {"a": ["0.png"], "zz": ["0.png"]})
-    assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")]) == 0
-    err = capsys.readouterr().err
-    assert "UserWarning" not in err and "warnings.warn" not in err
-    warning = [line for line in err.splitlines() if line.startswith("protoexplain: warning")]
+    # a real process: under pytest, warnings are recorded instead of printed
+    result = run_cli("evaluate", str(model), str(data), "--out", str(tmp_path / "ev"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "UserWarning" not in result.stderr and "warnings.warn" not in result.stderr
+    warning = [line for line in result.stderr.splitlines()
+               if line.startswith("protoexplain: warning")]
     assert warning == [
         f"protoexplain: warning: 1 class folders of {data} are named differently from the "
         f"classes of {model} (first: folder 1 is 'zz', the model's class 1 is 'b'); labels "
@@ -193,3 +211,62 @@ def test_a_folder_given_for_a_file_is_named_as_such(tmp_path, capsys):
            f"checkpoint {folder} is a folder, not a checkpoint file")
     _fails(capsys, ["train", "--config", str(folder)], f"{folder} is a folder, not a TOML file")
     _fails(capsys, ["run", str(folder)], f"{folder} is a folder, not a TOML file")
+
+
+def test_model_json_with_a_whole_float_image_size_still_loads(tmp_path):
+    model = _model(tmp_path / "model")
+    description = json.loads((model / "model.json").read_text(encoding="utf-8"))
+    description["spec"]["image_size"] = 32.0
+    (model / "model.json").write_text(json.dumps(description), encoding="utf-8")
+    assert load_model(model).spec.image_size == 32
+
+
+def test_modify_output_names_are_unique_even_ignoring_case():
+    root = Path("data")
+    paths = [root / "a" / name for name in ("x.png", "x.jpg", "x_png.jpg", "Y.png", "y.jpg")]
+    names = [name.as_posix() for name in output_names(paths, root, ".png")]
+    assert names == ["a/x_png.png", "a/x_jpg.png", "a/x_png_2.png", "a/Y_png.png", "a/y_jpg.png"]
+
+
+def test_modify_refuses_strengths_that_share_a_folder(tmp_path):
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    settings = resolve_settings(["hue"], {"hue": [0.1, 0.10000001]})
+    with pytest.raises(UserError, match="share an output folder"):
+        write_modified_folder(ImageFolderDataset(data), tmp_path / "out", settings,
+                              progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_zero_learning_rate_freezes_a_part_and_is_accepted(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text(default_config_text().replace("features_lr = 0.0001", "features_lr = 0.0"),
+                      encoding="utf-8")
+    assert load_config(config).joint.features_lr == 0.0
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("[explain]\nstrengths = {hue = 0.2}\n", "strengths of 'hue' must be a list of numbers"),
+    ('[explain]\nstrengths = {hue = ["x"]}\n', "strengths of 'hue' must be a list of numbers"),
+    ("[prune]\nenabled = true\nk = 4\ntau = 5\n", "prune.tau (5) cannot exceed prune.k (4)"),
+])
+def test_pipeline_config_errors_are_one_line(tmp_path, capsys, text, expected):
+    config = tmp_path / "run.toml"
+    config.write_text(text, encoding="utf-8")
+    _fails(capsys, ["run", str(config), "--out", str(tmp_path / "run")], expected)
+
+
+def test_damaged_marker_or_cache_reads_as_missing(tmp_path):
+    marker = tmp_path / "step.json"
+    assert read_json_if_intact(marker) is None
+    marker.write_text('{"digest": ', encoding="utf-8")
+    assert read_json_if_intact(marker) is None
+    marker.write_text('{"digest": "abc"}', encoding="utf-8")
+    assert read_json_if_intact(marker) == {"digest": "abc"}
+
+
+def test_main_restores_the_warning_format(tmp_path, capsys):
+    before = warnings.formatwarning
+    model = _model(tmp_path / "model")
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
+    assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")]) == 0
+    assert warnings.formatwarning is before

@@ -62,20 +62,21 @@ def _explain_arguments(model: Path, data: Path, out: Path) -> list[str]:
             "--modifications", "hue", "shape", "texture"]  # fmt: skip
 
 
-# The child explains one image per batch and kills itself (SIGKILL, nothing is cleaned up) in
-# the forward pass of the 4th image: chunk 0 (images 1-2) is committed and chunk 1 is half
-# written, which is where a kill loses the most work in progress.
-KILLED_MID_CHUNK = """
-import os, signal, sys
+# A child that counts its forward passes (one image each) and prints the count at exit; with
+# KILL_AT_CALL=N it kills itself (SIGKILL, nothing is cleaned up) in the N-th: at N = 4 chunk 0
+# (images 1-2) is committed and chunk 1 is half written, where a kill loses the most work.
+COUNTING_CHILD = """
+import atexit, os, signal, sys
 import protoexplain.explain.engine as engine
 from protoexplain.cli import main
-score_batch, calls = engine.score_batch, []
-def score_then_die(*args):
+score_batch, calls, stop = engine.score_batch, [], int(os.environ.get("KILL_AT_CALL", "0"))
+def counted(*args):
     calls.append(1)
-    if len(calls) == 4:
+    if len(calls) == stop:
         os.kill(os.getpid(), signal.SIGKILL)
     return score_batch(*args)
-engine.score_batch = score_then_die
+engine.score_batch = counted
+atexit.register(lambda: print(f"forward passes: {len(calls)}", file=sys.stderr))
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -85,20 +86,21 @@ def test_kill_during_explain_then_rerun_gives_same_files(tmp_path):
     model = _model(tmp_path / "model")
     env = {**os.environ, "PYTHONPATH": SRC}
     reference, out = tmp_path / "reference", tmp_path / "out"
-    command = [sys.executable, "-m", "protoexplain"]
-    subprocess.run([*command, *_explain_arguments(model, data, reference)], env=env, check=True,
+    child = [sys.executable, "-c", COUNTING_CHILD]
+    subprocess.run([*child, *_explain_arguments(model, data, reference)], env=env, check=True,
                    capture_output=True)  # fmt: skip
-    killed = subprocess.run([sys.executable, "-c", KILLED_MID_CHUNK,
-                             *_explain_arguments(model, data, out)],
-                            env=env, capture_output=True)  # fmt: skip
+    killed = subprocess.run([*child, *_explain_arguments(model, data, out)],
+                            env={**env, "KILL_AT_CALL": "4"}, capture_output=True)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     left = sorted(path.name for path in (out / "parts").iterdir())
     # committed: chunk 0 and the state that records it; chunk 1 only as a temporary file
     assert left[0].startswith(".part-000001.parquet.") and left[0].endswith(".tmp"), left
     assert left[1:] == ["part-000000.parquet", "state-rank000-of001.safetensors"], left
     assert not (out / "local_scores.parquet").exists()
-    subprocess.run([*command, *_explain_arguments(model, data, out)], env=env, check=True,
-                   capture_output=True)  # fmt: skip
+    rerun = subprocess.run([*child, *_explain_arguments(model, data, out)], env=env, check=True,
+                           capture_output=True, text=True)  # fmt: skip
+    # the rerun skips the 2 images of the committed chunk and redoes the other 18
+    assert rerun.stderr.strip().splitlines()[-1] == "forward passes: 18"
     for name in OUTPUTS:
         assert (out / name).read_bytes() == (reference / name).read_bytes(), name
     assert not (out / "parts").exists()

@@ -39,6 +39,15 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         yield handle
 
 
+def read_json_if_intact(path: str | os.PathLike) -> Any | None:
+    """A JSON file's content, or ``None`` when it is missing or damaged (markers and caches that
+    are rewritten when unusable)."""
+    try:
+        return read_json(path)
+    except (OSError, UserError):
+        return None
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     """Write ``data`` as indented JSON, atomically."""
     with atomic_open(path, "w", encoding="utf-8") as handle:

@@ -17,7 +17,7 @@ from protoexplain.analysis.local import ImageAnalysis
 from protoexplain.errors import UserError
 from protoexplain.explain import explain_image
 from protoexplain.explain.modifications import DEFAULT_FAMILY
-from protoexplain.fileio import read_json
+from protoexplain.fileio import read_json, read_json_if_intact
 from protoexplain.models import ProtoPNet
 
 EXPLAIN_FILE = "explain.json"
@@ -43,8 +43,9 @@ def find_explain_dir(model_dir: str | Path, model: ProtoPNet) -> Path | None:
     """An ``explain`` output folder beside the model whose ``explain.json`` names this model."""
     model_dir = Path(model_dir).resolve()
     for folder in _candidates(model_dir):
-        complete = (folder / EXPLAIN_FILE).is_file() and (folder / GLOBAL_FILE).is_file()
-        if complete and _names_model(read_json(folder / EXPLAIN_FILE), folder, model, model_dir):
+        record = read_json_if_intact(folder / EXPLAIN_FILE)
+        complete = isinstance(record, dict) and (folder / GLOBAL_FILE).is_file()
+        if complete and _names_model(record, folder, model, model_dir):
             return folder
     return None
 

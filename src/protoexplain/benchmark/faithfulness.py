@@ -36,7 +36,7 @@ from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
-from protoexplain.fileio import atomic_open, read_json, write_json
+from protoexplain.fileio import atomic_open, read_json_if_intact, write_json
 from protoexplain.models import ProtoPNet, load_model
 from protoexplain.training import config_from_dict, train
 
@@ -298,10 +298,8 @@ class _PresetResult:
     @classmethod
     def load(cls, path: Path, config: FaithfulnessConfig) -> _PresetResult | None:
         """The results saved at ``path`` if they were made with ``config``, else None."""
-        if not path.is_file():
-            return None
-        saved = read_json(path)
-        if saved.get("config") != result_settings(config):
+        saved = read_json_if_intact(path)
+        if not isinstance(saved, dict) or saved.get("config") != result_settings(config):
             return None
         calibration = {fam: {float(t): rec for t, rec in by_target.items()}
                        for fam, by_target in saved["calibration"].items()}

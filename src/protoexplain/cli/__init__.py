@@ -45,11 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _show_warning(
-    message: Warning | str, category: type[Warning], *_: object, **__: object
-) -> None:
-    """Warnings as one line on stderr, without the source line that raised them."""
-    print(f"protoexplain: warning: {message}", file=sys.stderr)
+def _format_warning(message: Warning | str, category: type[Warning], *_: object,
+                    **__: object) -> str:
+    """Warnings as one line, without the source line that raised them."""
+    return f"protoexplain: warning: {message}\n"
 
 
 def describe_os_error(error: OSError) -> str:
@@ -57,7 +56,7 @@ def describe_os_error(error: OSError) -> str:
     paths = " -> ".join(str(p) for p in (error.filename, error.filename2) if p is not None)
     reason = error.strerror or str(error)
     if not paths:
-        return f"{reason}; check the paths given and their permissions"
+        return f"{type(error).__name__}: {error}"
     return f"cannot use {paths}: {reason}; check the path and its permissions"
 
 
@@ -68,10 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            result = args.func(args)
+        result = args.func(args)
     except UserError as error:
         print(f"protoexplain: error: {error}", file=sys.stderr)
         return 2
@@ -81,4 +79,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("protoexplain: interrupted; finished work is kept, rerun to go on", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = formatwarning
     return int(result or 0)

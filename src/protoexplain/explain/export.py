@@ -24,17 +24,25 @@ def setting_folder(setting: ModificationSetting) -> str:
 
 
 def output_names(paths: Sequence[Path], root: Path, suffix: str) -> list[Path]:
-    """Each image's path relative to ``root`` with ``suffix``; images that would share a name
-    (``a.jpg`` and ``a.png``) keep their old suffix in it (``a_jpg.png``, ``a_png.png``)."""
+    """Each image's path relative to ``root`` with ``suffix``, unique even where letter case is
+    ignored: images that would share a name (``a.jpg`` and ``a.png``) keep their old suffix in it
+    (``a_jpg.png``, ``a_png.png``), and a number is added while a name is still taken."""
     names = [path.relative_to(root).with_suffix(suffix) for path in paths]
-    counts: dict[Path, int] = {}
+    counts: dict[str, int] = {}
     for name in names:
-        counts[name] = counts.get(name, 0) + 1
-    return [
-        name.with_name(f"{name.stem}_{path.suffix.lstrip('.')}{suffix}") if counts[name] > 1
-        else name
-        for name, path in zip(names, paths, strict=True)
-    ]
+        counts[str(name).casefold()] = counts.get(str(name).casefold(), 0) + 1
+    taken: set[str] = set()
+    unique = []
+    for name, path in zip(names, paths, strict=True):
+        if counts[str(name).casefold()] > 1:
+            name = name.with_name(f"{name.stem}_{path.suffix.lstrip('.')}{suffix}")
+        candidate, number = name, 2
+        while str(candidate).casefold() in taken:
+            candidate = name.with_name(f"{name.stem}_{number}{suffix}")
+            number += 1
+        taken.add(str(candidate).casefold())
+        unique.append(candidate)
+    return unique
 
 
 class _Writer(Dataset):
@@ -78,6 +86,10 @@ def write_modified_folder(
     """
     if image_format not in FORMATS:
         raise UserError(f"unknown image format {image_format!r}; use png or jpg")
+    folders = [setting_folder(setting) for setting in settings]
+    if len({folder.casefold() for folder in folders}) < len(folders):
+        raise UserError(f"two settings would share an output folder ({', '.join(folders)}); "
+                        "give strengths that differ in their first six digits")
     root = Path(dataset.root).resolve()
     if Path(out_dir).resolve().is_relative_to(root):
         raise UserError(f"{out_dir} lies inside the image folder {dataset.root}: the copies would "

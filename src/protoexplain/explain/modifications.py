@@ -158,6 +158,9 @@ def resolve_settings(
     for name in chosen:
         modification = get_modification(name, family)
         values = strengths.get(name) or [modification.default_strength]
+        if not isinstance(values, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            raise UserError(f"strengths of {name!r} must be a list of numbers, got {values!r}")
         settings += [_checked(ModificationSetting(modification, float(v))) for v in values]
     return settings
 

@@ -68,8 +68,11 @@ def read_model_description(directory: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(description.get("spec"), dict):
         raise UserError(f"{path} has no model 'spec'; the model folder is damaged")
     version = description.get("format_version", FORMAT_VERSION)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise UserError(f"{path} has format version {version!r}, newer than this protoexplain "
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise UserError(f"{path} has format version {version!r}, not a whole number; the model "
+                        "folder is damaged")
+    if version > FORMAT_VERSION:
+        raise UserError(f"{path} has format version {version}, newer than this protoexplain "
                         f"reads ({FORMAT_VERSION}); upgrade protoexplain")
     return description
 

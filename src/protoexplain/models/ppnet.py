@@ -52,6 +52,13 @@ class ModelSpec:
     def __post_init__(self) -> None:
         self.prototype_shape = tuple(int(v) for v in self.prototype_shape)
         self.mean, self.std = tuple(self.mean), tuple(self.std)
+        if isinstance(self.image_size, float) and self.image_size.is_integer():
+            self.image_size = int(self.image_size)
+        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
+                or self.num_classes < 1:
+            raise UserError(f"the number of classes must be at least 1, got {self.num_classes!r}")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise UserError("mean and std must give one value per colour channel (three each)")
         num_prototypes = self.prototype_shape[0]
         if not self.class_names:
             self.class_names = [str(i) for i in range(self.num_classes)]
@@ -69,6 +76,8 @@ class ModelSpec:
             self.prototype_class = [j // per_class for j in range(num_prototypes)]
         if len(self.prototype_class) != num_prototypes:
             raise UserError("prototype_class must give one class per prototype")
+        if not all(0 <= c < self.num_classes for c in self.prototype_class):
+            raise UserError(f"prototype_class must name classes 0 to {self.num_classes - 1}")
         if self.add_on not in ("bottleneck", "regular"):
             raise UserError(f"unknown add-on type {self.add_on!r}; use bottleneck or regular")
         if self.activation not in ("log", "linear"):

@@ -106,7 +106,7 @@ MINIMUMS = (
     ("nearest", "k", 1),
     ("explain", "batch_size", 1), ("explain", "workers", 0), ("explain", "local_top_k", 0),
     ("explain", "max_images", 0),
-    ("report", "max_prototype_pages", 0), ("report", "workers", 1),
+    ("report", "max_prototype_pages", 0), ("report", "workers", 0),
 )
 
 
@@ -131,6 +131,9 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]
         value = getattr(getattr(config, section), key)
         if value < minimum:
             raise UserError(f"{path}: {section}.{key} must be at least {minimum}, got {value}")
+    if config.prune.tau > config.prune.k:
+        raise UserError(f"{path}: prune.tau ({config.prune.tau}) cannot exceed prune.k "
+                        f"({config.prune.k}), the nearest images it counts among")
     explain = config.explain
     try:
         resolve_settings(explain.modifications or None, explain.strengths, explain.family)

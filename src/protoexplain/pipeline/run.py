@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from protoexplain.errors import UserError
-from protoexplain.fileio import atomic_open, read_json, write_json
+from protoexplain.fileio import atomic_open, read_json_if_intact, write_json
 from protoexplain.pipeline.config import PipelineConfig
 from protoexplain.training.config import config_from_dict, dump_config
 from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
@@ -197,7 +197,8 @@ class StepOutcome:
 
 
 def _is_complete(marker: Path, digest: str) -> bool:
-    return marker.is_file() and read_json(marker).get("digest") == digest
+    saved = read_json_if_intact(marker)
+    return isinstance(saved, dict) and saved.get("digest") == digest
 
 
 def _wait_for_process_zero(marker: Path, digest: str, step: str, since: float) -> None:

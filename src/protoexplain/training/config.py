@@ -170,12 +170,13 @@ def validate(config: RunConfig, source: str = "config") -> RunConfig:
             raise UserError(f"{source}: {key} must be at least 1, got {value}")
     for section in ("warm", "joint", "last_layer"):
         for name, value in dataclasses.asdict(getattr(config, section)).items():
-            if name.endswith("lr") or name == "lr_gamma":
-                if not math.isfinite(value) or value <= 0:
-                    raise UserError(f"{source}: {section}.{name} must be a positive number, "
-                                    f"got {value}")
-            elif name.endswith("weight_decay") and (not math.isfinite(value) or value < 0):
-                raise UserError(f"{source}: {section}.{name} must be 0 or more, got {value}")
+            if name == "lr_gamma" and (not math.isfinite(value) or value <= 0):
+                raise UserError(f"{source}: {section}.{name} must be a positive number, "
+                                f"got {value}")
+            if (name.endswith("lr") or name.endswith("weight_decay")) \
+                    and (not math.isfinite(value) or value < 0):
+                raise UserError(f"{source}: {section}.{name} must be 0 or more (0 freezes the "
+                                f"part), got {value}")
     if not math.isfinite(config.model.epsilon) or config.model.epsilon <= 0:
         raise UserError(f"{source}: model.epsilon must be a positive number, "
                         f"got {config.model.epsilon}")
