@@ -19,12 +19,13 @@ else:  # pragma: no cover - Python 3.10
 T = TypeVar("T")
 
 
-def read_toml(path: str | os.PathLike) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is a :class:`UserError`."""
+def read_toml(path: str | os.PathLike, hint: str = "") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a :class:`UserError` (a missing one
+    ends with ``hint`` on what to do, when given)."""
     path = Path(path)
     if not path.is_file():
         what = "is a folder, not a TOML file" if path.is_dir() else "not found"
-        raise UserError(f"config file {path} {what}")
+        raise UserError(f"config file {path} {what}" + (f"; {hint}" if hint else ""))
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:

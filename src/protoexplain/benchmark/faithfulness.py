@@ -385,7 +385,6 @@ def run_faithfulness(
             model, accuracy, data = train_preset(preset, config, out, torch_device)
             models = benchmark_models(model, data / "train", config.seed)
             result = _explain_preset(preset, config, data, models, accuracy, torch_device)
-            saved.parent.mkdir(exist_ok=True)
             result.save(saved, config)
         results.append(result)
         # Rewrite the tables after every preset, so that an interrupted run keeps what it did.

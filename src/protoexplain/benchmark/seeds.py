@@ -141,15 +141,17 @@ def pooled_table(
     return table[list(POOLED_COLUMNS)].reset_index(drop=True)
 
 
-def _seed_table(table: pd.DataFrame) -> str:
-    """Markdown: each model's top-1 share in each run, per preset and family."""
-    seeds = table["seeds"].iloc[0].split()
+def _seed_table(table: pd.DataFrame, ranks: pd.DataFrame, seeds: list[int]) -> str:
+    """Markdown: each model's top-1 share in each run (from ``ranks``, :func:`all_ranks`), per
+    preset and family, in the order of the pooled ``table``."""
+    share = (ranks["rank"] == 1.0).groupby(
+        [ranks["preset"], ranks["family"], ranks["model"], ranks["seed"]]).mean()
     header = ["preset", "family", "model", *[f"seed {s}" for s in seeds], "pooled"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        shares = [percent(int(k) / int(n))
-                  for k, n in (part.split("/") for part in row["seed_shares"].split())]
-        cells = [row["preset"], row["family"], row["model"], *shares, percent(row["top1_share"])]
+        key = (row["preset"], row["family"], row["model"])
+        shares = [percent(share[(*key, seed)]) for seed in seeds]
+        cells = [*key, *shares, percent(row["top1_share"])]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -177,7 +179,7 @@ def combine_runs(folders: list[str | os.PathLike], out_dir: str | os.PathLike) -
         markdown_table(table, recommended)
         + f"\nPooled over seeds {', '.join(map(str, seeds))} ({len(runs)} independently trained "
         "models per preset, each with its own controls). Top-1 share of the true factor in each "
-        "run:\n\n" + _seed_table(table)
+        "run:\n\n" + _seed_table(table, per_prototype, seeds)
     )
     with atomic_open(out / "faithfulness.md", encoding="utf-8") as handle:
         handle.write(markdown)

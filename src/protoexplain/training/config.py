@@ -200,10 +200,8 @@ def config_from_dict(data: dict[str, Any], source: str = "config") -> RunConfig:
 def load_config(path: str | os.PathLike) -> RunConfig:
     """Read a TOML config; relative data paths are taken relative to the config file."""
     path = Path(path)
-    if not path.is_file():
-        what = "is a folder, not a TOML file" if path.is_dir() else "not found"
-        raise UserError(f"config file {path} {what}; write one with 'protoexplain config'")
-    config = config_from_dict(read_toml(path), str(path))
+    data = read_toml(path, hint="write one with 'protoexplain config'")
+    config = config_from_dict(data, str(path))
     return resolve_paths(config, path.parent)
 
 
