@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from PIL import Image
 
 from protoexplain.analysis.heatmap import crop, draw_box, save_png
 from protoexplain.analysis.local import ImageAnalysis
+from protoexplain.data.images import load_rgb
 from protoexplain.fileio import atomic_open, atomic_path, write_json
 from protoexplain.imaging import heatmap_overlay
 
@@ -72,8 +72,7 @@ def _because(importances: dict[str, float]) -> str:
 def _read_optional(path: Path) -> np.ndarray | None:
     if not path.is_file():
         return None
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return np.asarray(load_rgb(path), dtype=np.float32) / 255.0
 
 
 def save_image_analysis(

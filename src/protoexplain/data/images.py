@@ -18,6 +18,7 @@ bounding-box annotations (CUB-200-2011) refer to.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,30 @@ _ALPHA_MODES = frozenset({"RGBA", "LA", "PA", "RGBa", "La"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})
 
 
+#: Default limit on width × height: far above photographs (CUB's largest is under 1 megapixel, a
+#: 50-megapixel camera frame passes) and far below what exhausts memory when decoded.
+DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
+#: Environment variable that sets the limit for every command and its data-loader workers.
+MAX_PIXELS_VARIABLE = "PROTOEXPLAIN_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$PROTOEXPLAIN_MAX_IMAGE_PIXELS`` or the default."""
+    text = os.environ.get(MAX_PIXELS_VARIABLE, "").strip()
+    if not text:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UserError(
+            f"{MAX_PIXELS_VARIABLE}={text!r} is not a positive whole number of pixels; unset it "
+            f"for the default ({DEFAULT_MAX_IMAGE_PIXELS:,})"
+        )
+    return value
+
+
 def is_image_file(path: str | os.PathLike) -> bool:
     """True for a visible file whose extension is a known image type."""
     name = Path(path).name
@@ -43,24 +68,44 @@ def is_image_file(path: str | os.PathLike) -> bool:
 def load_rgb(path: str | os.PathLike) -> Image.Image:
     """Read ``path`` fully and return an 8-bit RGB image (see the module docstring for modes).
 
-    Raises :class:`UserError` naming the file when it is missing, empty, truncated or not an image.
+    Raises :class:`UserError` naming the file when it is missing, empty, truncated, not an image,
+    or larger than :func:`max_image_pixels` (checked from the header, before decoding: a
+    decompression bomb never allocates its pixels).
     """
     path = Path(path)
+    limit = max_image_pixels()
     try:
         if path.stat().st_size == 0:
             raise UserError(
                 f"cannot read image {path}: the file is empty (0 bytes); replace or remove it"
             )
-        with Image.open(path) as image:
+        # Pillow's own knob, set to our limit: it raises above twice the limit while reading the
+        # header; between the limit and twice it we refuse from the header's size.
+        Image.MAX_IMAGE_PIXELS = limit
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            if image.width * image.height > limit:
+                raise _too_large(path, f"{image.width}×{image.height}", limit)
             image.load()
             return to_rgb(image)
     except UserError:
         raise
+    except Image.DecompressionBombError:
+        raise _too_large(path, "more than twice that", limit) from None
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise UserError(
             f"cannot read image {path}: {reason}; replace or remove the file"
         ) from error
+
+
+def _too_large(path: Path, size: str, limit: int) -> UserError:
+    return UserError(
+        f"cannot read image {path}: {size} pixels, above the limit of {limit:,} pixels (a "
+        f"decompression bomb?); replace the file, or raise the limit with {MAX_PIXELS_VARIABLE}=N"
+    )
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -15,6 +15,7 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
+from protoexplain.data.images import load_rgb
 from protoexplain.fileio import atomic_path
 from protoexplain.report import figures
 from protoexplain.report.findings import crop_statistics
@@ -26,8 +27,7 @@ def load_image(path: str | Path | None) -> np.ndarray | None:
     """An RGB array of ``path``, or ``None`` when there is no such file."""
     if path is None or not Path(path).is_file():
         return None
-    with Image.open(path) as image:
-        return np.asarray(image.convert("RGB"))
+    return np.asarray(load_rgb(path))
 
 
 def prototype_job(job: dict[str, Any]) -> dict[str, Any]:
