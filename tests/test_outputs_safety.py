@@ -66,7 +66,8 @@ def _images(root: Path, per_class: int = 2, size: int = 32) -> Path:
 
 def _model(path: Path) -> Path:
     torch.manual_seed(0)
-    save_model(ProtoPNet(ModelSpec("small_cnn", 2, (4, 8, 1, 1), image_size=32)), path)
+    spec = ModelSpec("small_cnn", 2, (4, 8, 1, 1), class_names=["a", "b"], image_size=32)
+    save_model(ProtoPNet(spec), path)
     return path
 
 
@@ -196,5 +197,30 @@ def test_stale_temporaries_are_removed_but_not_a_live_holders(tmp_path):
         with locked_output(out, "train"):
             assert not stale_file.exists() and not stale_folder.exists()
             assert all(path.exists() for path in keep) and live.exists()
+    finally:
+        holder.communicate("")
+
+
+def test_nearest_rerun_with_smaller_k_leaves_no_stale_images(tmp_path):
+    data, model, out = _images(tmp_path / "data", 3), _model(tmp_path / "model"), tmp_path / "near"
+    base = ["nearest", str(model), str(data), "--out", str(out), "--device", "cpu"]
+    assert main([*base, "--k", "3"]) == 0
+    assert len(list(out.glob("p0000_r*_patch.png"))) == 3
+    (out / "notes.png").write_bytes(b"user's")
+    assert main([*base, "--k", "1"]) == 0
+    images = sorted(p.name for p in out.glob("*.png"))
+    assert images == sorted([f"p{j:04d}_r01_{kind}.png" for j in range(4)
+                             for kind in ("patch", "heatmap")] + ["notes.png"])  # fmt: skip
+
+
+def test_every_writing_command_takes_the_lock(tmp_path, capsys):
+    data, model = _images(tmp_path / "data"), _model(tmp_path / "model")
+    out = tmp_path / "busy"
+    holder = _hold(out)
+    try:
+        for argv in (["evaluate", str(model), str(data), "--out", str(out), "--device", "cpu"],
+                     ["nearest", str(model), str(data), "--out", str(out), "--device", "cpu"],
+                     ["report", str(model), "--out", str(out)]):  # fmt: skip
+            _fails(capsys, argv, str(out), "in use by")
     finally:
         holder.communicate("")

@@ -288,3 +288,23 @@ def test_report_limits_pages_and_rejects_bad_input(tmp_path: Path, capsys) -> No
     assert len(table_rows((out / "index.html").read_text(encoding="utf-8"))) == P
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "nothing-here" in capsys.readouterr().err
+
+
+def test_index_is_written_after_every_page_it_links_to(tmp_path: Path, monkeypatch) -> None:
+    """A report killed midway must not leave an index whose links are missing (issue 20, 8)."""
+    from protoexplain.report import render
+
+    written: list[str] = []
+    write = render._write
+
+    def recording(env, template, path, **context):
+        written.append(Path(path).name)
+        return write(env, template, path, **context)
+
+    monkeypatch.setattr(render, "_write", recording)
+    info = build_run(tmp_path / "run", with_test=False)
+    args = ["report", str(info["model_dir"]), "--out", str(tmp_path / "report"), "--workers", "1",
+            "--formats", "png"]  # fmt: skip
+    assert main(args) == 0
+    assert written[-1] == "index.html" and written.count("index.html") == 1
+    assert any(name.startswith("p0") for name in written[:-1]), written
