@@ -161,6 +161,7 @@ def _calibrate(args: argparse.Namespace, dataset, config, image_size: int) -> di
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.evaluate import check_classes
     from protoexplain.data import ImageFolderDataset
     from protoexplain.explain.engine import GLOBAL_FILE, ExplainConfig, run_explain
     from protoexplain.models import load_model
@@ -188,6 +189,7 @@ def _explain(args: argparse.Namespace) -> int:
         config.device = str(context.device)
         model = load_model(args.model_dir, device=context.device)
         dataset = ImageFolderDataset(args.data_dir, on_error=args.on_error)
+        check_classes(model, dataset.classes, str(args.model_dir), dataset.root)
         describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
         if args.calibrate is not None:
             describe["calibration"] = _calibrate(args, dataset, config, model.spec.image_size)
