@@ -137,7 +137,6 @@ def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tin
     config, _ = load_pipeline_config(tiny_config)
     config.explain.splits = ["test"]
     config.explain.modify_at = "model"
-    shutil.rmtree(run_dir / "explain")
     outcomes = {o.name: o.status for o in run_pipeline(config, run_dir, device="cpu",
                                                        log=lambda line: None)}
     assert outcomes == {"data": "skipped", "train": "skipped", "prune": "disabled",

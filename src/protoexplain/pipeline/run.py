@@ -159,8 +159,10 @@ def _explain(context: Context) -> None:
         compare = []
         if split == "test" and "train" in splits:
             compare = ["--compare-with", str(context.run_dir / "explain" / "train")]
+        # the step runs only when unfinished or when [explain] changed: replacing is intended
         _command(context, "explain", context.model_dir, context.split_dir(split),
-                 context.run_dir / "explain" / split, *_explain_args(context), *compare)
+                 context.run_dir / "explain" / split, *_explain_args(context), *compare,
+                 "--overwrite")
 
 
 def _report(context: Context) -> None:
