@@ -440,7 +440,9 @@ def run_explain(
     world = default_world if world_size is None else world_size
     extra = {"data_root": str(getattr(dataset, "root", "")), **(describe or {})}
     plan = _plan(model, dataset, config, extra)
-    if compare_with is not None and not (Path(compare_with) / GLOBAL_FILE).is_file():
+    # only rank 0 reads it; under torchrun the other ranks may get here before the split that
+    # --compare-with names has been finalised by rank 0
+    if rank == 0 and compare_with is not None and not (Path(compare_with) / GLOBAL_FILE).is_file():
         raise UserError(f"--compare-with {compare_with}: {GLOBAL_FILE} not found there")
     with locked_output(out_dir, "explain", rank=rank):
         if is_already_complete(out_dir, plan.description, overwrite):

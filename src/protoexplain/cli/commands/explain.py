@@ -165,7 +165,7 @@ def _explain(args: argparse.Namespace) -> int:
     from protoexplain.data import ImageFolderDataset
     from protoexplain.explain.engine import GLOBAL_FILE, ExplainConfig, run_explain
     from protoexplain.models import load_model
-    from protoexplain.training.distributed import init_distributed, shutdown
+    from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
 
     config = ExplainConfig(
         modifications=args.modifications,
@@ -182,7 +182,8 @@ def _explain(args: argparse.Namespace) -> int:
         chunk_images=args.chunk_images,
     )
     config.check()
-    if args.compare_with is not None and not (Path(args.compare_with) / GLOBAL_FILE).is_file():
+    if (args.compare_with is not None and is_main_process()
+            and not (Path(args.compare_with) / GLOBAL_FILE).is_file()):
         raise UserError(f"--compare-with {args.compare_with}: {GLOBAL_FILE} not found there")
     context = init_distributed(args.device)
     try:
