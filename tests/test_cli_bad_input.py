@@ -270,3 +270,26 @@ def test_main_restores_the_warning_format(tmp_path, capsys):
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
     assert main(["evaluate", str(model), str(data), "--out", str(tmp_path / "ev")]) == 0
     assert warnings.formatwarning is before
+
+
+def test_training_on_a_class_folder_without_images_is_refused(tmp_path, capsys):
+    """Issue 20, 10: a class it could never learn was only mentioned in train.log."""
+    data = _images(tmp_path / "data", {"train/a": ["0.png", "1.png"], "train/b": ["0.png"],
+                                       "test/a": ["0.png"], "test/b": ["0.png"]})  # fmt: skip
+    (data / "train" / "c").mkdir()
+    (data / "train" / "c" / "readme.txt").write_text("not an image")
+    (data / "test" / "c").mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text(default_config_text().replace('train = ""', f'train = "{data / "train"}"')
+                      .replace('test = ""', f'test = "{data / "test"}"'), encoding="utf-8")
+    _fails(capsys, ["train", "--config", str(config), "--out", str(tmp_path / "run"),
+                    "--device", "cpu"], "without images", "'c'", "remove those folders")
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_explain_refuses_a_data_folder_with_another_class_count(tmp_path, capsys):
+    data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"], "c": ["0.png"]})
+    model = _model(tmp_path / "model")
+    _fails(capsys, ["explain", str(model), str(data), str(tmp_path / "out"), "--device", "cpu",
+                    "--workers", "0"], "3 class folders", "2 classes")  # fmt: skip
+    assert not (tmp_path / "out").exists()

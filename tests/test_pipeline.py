@@ -137,7 +137,6 @@ def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tin
     config, _ = load_pipeline_config(tiny_config)
     config.explain.splits = ["test"]
     config.explain.modify_at = "model"
-    shutil.rmtree(run_dir / "explain")
     outcomes = {o.name: o.status for o in run_pipeline(config, run_dir, device="cpu",
                                                        log=lambda line: None)}
     assert outcomes == {"data": "skipped", "train": "skipped", "prune": "disabled",
@@ -145,6 +144,25 @@ def test_changed_explain_settings_redo_explain_and_report_only(finished_run, tin
                         "report": "ran"}
     record = json.loads((run_dir / "explain" / "test" / "explain.json").read_text("utf-8"))
     assert record["modify_at"] == "model"
+
+
+@pytest.mark.parametrize("section", ["dataset", "train"])
+def test_run_into_a_run_of_other_data_or_training_writes_nothing(finished_run, tiny_config,
+                                                                   tmp_path, section):
+    """Issue 20, 6: a refused `run --out OTHER_RUN` must not have rewritten that run's files."""
+    import shutil
+
+    run_dir = tmp_path / "other"
+    shutil.copytree(finished_run, run_dir)
+    config, _ = load_pipeline_config(tiny_config)
+    if section == "dataset":
+        config.dataset.seed += 1
+    else:
+        config.train["seed"] = 7
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match=r"holds a finished '(data|train)' step made with other"):
+        run_pipeline(config, run_dir, device="cpu", log=lambda line: None)
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
 
 
 def test_unknown_choices_are_one_line_errors(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -288,3 +289,37 @@ def test_report_limits_pages_and_rejects_bad_input(tmp_path: Path, capsys) -> No
     assert len(table_rows((out / "index.html").read_text(encoding="utf-8"))) == P
     assert main(["report", str(tmp_path / "nothing-here")]) == 2
     assert "nothing-here" in capsys.readouterr().err
+
+
+def test_index_is_written_after_every_page_it_links_to(tmp_path: Path, monkeypatch) -> None:
+    """A report killed midway must not leave an index whose links are missing (issue 20, 8)."""
+    from protoexplain.report import render
+
+    written: list[str] = []
+    write = render._write
+
+    def recording(env, template, path, **context):
+        written.append(Path(path).name)
+        return write(env, template, path, **context)
+
+    monkeypatch.setattr(render, "_write", recording)
+    info = build_run(tmp_path / "run", with_test=False)
+    args = ["report", str(info["model_dir"]), "--out", str(tmp_path / "report"), "--workers", "1",
+            "--formats", "png"]  # fmt: skip
+    assert main(args) == 0
+    assert written[-1] == "index.html" and written.count("index.html") == 1
+    assert any(name.startswith("p0") for name in written[:-1]), written
+
+
+def test_report_refuses_an_explanation_of_another_model(tmp_path: Path, capsys) -> None:
+    """Issue 20, 10: report did not check the explanation against the model it reports on."""
+    info = build_run(tmp_path / "run", with_test=False)
+    explain_json = tmp_path / "run" / "explain" / "train" / "explain.json"
+    record = json.loads(explain_json.read_text(encoding="utf-8"))
+    explain_json.write_text(json.dumps({**record, "n_prototypes": P + 4}), encoding="utf-8")
+    args = ["report", str(tmp_path / "run"), "--model", str(info["model_dir"]), "--out",
+            str(tmp_path / "report"), "--workers", "1"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"explains a model with {P + 4} prototypes" in err and f"has {P};" in err
+    assert "Traceback" not in err and not (tmp_path / "report").exists()

@@ -110,3 +110,20 @@ def test_rerun_into_a_used_folder_is_a_user_error(config_file, tmp_path):
     result = protoexplain("train", "--config", str(config_file), "--out", str(tmp_path))
     assert result.returncode == 2
     assert "--resume" in result.stderr
+
+
+def test_resume_with_an_edited_config_names_what_differs(config_file, tmp_path, capsys):
+    """Issue 20, 10: the message named the given file as if it were the run's own."""
+    from protoexplain.cli import main
+    from protoexplain.training.config import dump_config
+
+    out = tmp_path / "run"
+    out.mkdir()
+    started = load_config(config_file)
+    started.seed += 1
+    (out / "config.toml").write_text(dump_config(started, "the run's own"), encoding="utf-8")
+    argv = ["train", "--config", str(config_file), "--out", str(out), "--resume", "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("protoexplain: error: the given config differs from ")
+    assert f"in seed; resume with --config {out / 'config.toml'}" in err

@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
 A job killed at any moment leaves either the old file or the complete new one, never half a file.
+Temporary files and folders end with the mode an ordinary ``open()`` or ``mkdir`` would give under
+the current umask, not ``tempfile``'s owner-only one, so results stay shareable.
 """
 
 from __future__ import annotations
@@ -16,14 +18,43 @@ from typing import IO, Any
 from protoexplain.errors import UserError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii") as status,
+    ):
+        for line in status:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def temp_file_beside(target: Path, suffix: str = ".tmp") -> Path:
+    """A new empty file ``.<name>.*<suffix>`` beside ``target``, with the umask's file mode."""
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
+    return Path(name)
+
+
+def temp_folder_beside(target: Path, suffix: str = ".tmp") -> Path:
+    """A new empty folder ``.<name>.*<suffix>`` beside ``target``, with the umask's folder mode."""
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent))
+    folder.chmod(0o777 & ~current_umask())
+    return folder
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = temp_file_beside(target)
     try:
         yield tmp
         os.replace(tmp, target)

@@ -9,6 +9,7 @@ box drawn in.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,20 @@ def nearest_table(
         },
         columns=NEAREST_COLUMNS,
     )
+
+
+NEAREST_IMAGE = re.compile(r"^p\d{4}_r\d{2}_(patch|heatmap)\.png$")
+
+
+def remove_nearest_images(out_dir: str | Path) -> int:
+    """Remove what an earlier ``nearest`` wrote into ``out_dir``, its table first (a rerun with a
+    smaller ``k`` must not leave old ranks beside the new); return how many images."""
+    folder = Path(out_dir)
+    (folder / "nearest.csv").unlink(missing_ok=True)
+    old = [path for path in folder.glob("p*_r*_*.png") if NEAREST_IMAGE.match(path.name)]
+    for path in old:
+        path.unlink()
+    return len(old)
 
 
 def save_nearest(table: pd.DataFrame, out_dir: str | Path) -> Path:

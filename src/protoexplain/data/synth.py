@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from protoexplain.data.synth_factors import (
 )
 from protoexplain.data.synth_render import Rendered, render
 from protoexplain.errors import UserError
-from protoexplain.fileio import read_json, write_json
+from protoexplain.fileio import read_json, temp_folder_beside, write_json
 
 __all__ = ["PRESETS", "SynthConfig", "generate_synthetic", "list_presets", "render_sample"]
 
@@ -149,7 +148,7 @@ def generate_synthetic(
             "choose a new folder or remove it"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    staging = temp_folder_beside(out, suffix=".partial")
     try:
         _write_all(staging, config, progress)
         write_json(staging / "synth.json", metadata)

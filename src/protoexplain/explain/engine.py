@@ -38,6 +38,7 @@ from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
+from protoexplain.explain.finished import is_already_complete
 from protoexplain.explain.inputs import (
     VersionedImages,
     image_versions,
@@ -51,7 +52,8 @@ from protoexplain.explain.modifications import (
     resolve_settings,
 )
 from protoexplain.explain.scores import ScoreSums, poisson_weights, score_batch
-from protoexplain.fileio import atomic_open, atomic_path, write_json
+from protoexplain.fileio import atomic_open, atomic_path, read_json, write_json
+from protoexplain.outputs import locked_output
 
 LOCAL_FILE = "local_scores.parquet"
 GLOBAL_FILE = "global_scores.csv"
@@ -102,6 +104,7 @@ class ExplainResult:
     global_scores: pd.DataFrame
     stats: dict[str, Any]
     n_images: int
+    already_complete: bool = False  # found finished with the same settings, not recomputed
     _tmp: Any = field(default=None, repr=False)
 
     @property
@@ -357,10 +360,7 @@ def _finalise(
     characteristics = stats.characteristic_stats(table)
     comparison = None
     if compare_with is not None:
-        other_file = Path(compare_with) / GLOBAL_FILE
-        if not other_file.is_file():
-            raise UserError(f"--compare-with {compare_with}: {GLOBAL_FILE} not found there")
-        comparison = stats.compare_splits(table, pd.read_csv(other_file))
+        comparison = stats.compare_splits(table, pd.read_csv(Path(compare_with) / GLOBAL_FILE))
     n_images = total.count
     summary = {
         "n_images": n_images,
@@ -424,11 +424,14 @@ def run_explain(
     describe: dict[str, Any] | None = None,
     rank: int | None = None,
     world_size: int | None = None,
+    overwrite: bool = False,
 ) -> ExplainResult | None:
     """Explain ``dataset`` with ``model`` into ``out_dir``; resumes an interrupted run.
 
     ``rank``/``world_size`` default to the torch.distributed process group (or 0/1). Every rank
     computes its chunks; rank 0 then writes the outputs and returns the result (others: None).
+    A finished explanation with the same settings is returned as it is; one with other settings
+    is refused unless ``overwrite``. Rank 0 holds the lock on ``out_dir`` throughout.
     """
     config = config or ExplainConfig()
     out_dir = Path(out_dir)
@@ -437,6 +440,28 @@ def run_explain(
     world = default_world if world_size is None else world_size
     extra = {"data_root": str(getattr(dataset, "root", "")), **(describe or {})}
     plan = _plan(model, dataset, config, extra)
+    # only rank 0 reads it; under torchrun the other ranks may get here before the split that
+    # --compare-with names has been finalised by rank 0
+    if rank == 0 and compare_with is not None and not (Path(compare_with) / GLOBAL_FILE).is_file():
+        raise UserError(f"--compare-with {compare_with}: {GLOBAL_FILE} not found there")
+    with locked_output(out_dir, "explain", rank=rank):
+        if is_already_complete(out_dir, plan.description, overwrite):
+            return _finished_result(out_dir) if rank == 0 else None
+        return _explain_locked(model, dataset, out_dir, config, plan, rank, world, compare_with)
+
+
+def _finished_result(out_dir: Path) -> ExplainResult:
+    summary = read_json(out_dir / "stats.json")
+    table = pd.read_csv(out_dir / GLOBAL_FILE)
+    return ExplainResult(out_dir, table, summary, summary["n_images"], already_complete=True)
+
+
+def _explain_locked(
+    model, dataset, out_dir: Path, config: ExplainConfig, plan: _Plan, rank: int, world: int,
+    compare_with: str | os.PathLike | None,
+) -> ExplainResult | None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # rank 0 has cleared stale temporaries before anyone writes
     device = resolve_device(config.device)
     model = model.to(device).eval()
     _compute_shard(model, dataset, out_dir, config, plan, rank, world, device)

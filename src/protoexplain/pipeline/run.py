@@ -159,8 +159,10 @@ def _explain(context: Context) -> None:
         compare = []
         if split == "test" and "train" in splits:
             compare = ["--compare-with", str(context.run_dir / "explain" / "train")]
+        # the step runs only when unfinished or when [explain] changed: replacing is intended
         _command(context, "explain", context.model_dir, context.split_dir(split),
-                 context.run_dir / "explain" / split, *_explain_args(context), *compare)
+                 context.run_dir / "explain" / split, *_explain_args(context), *compare,
+                 "--overwrite")
 
 
 def _report(context: Context) -> None:
@@ -232,9 +234,10 @@ def _run_steps(
     config: PipelineConfig, run_dir: Path, device: str, log: Callable[[str], None], rank: int,
     started_at: float,
 ) -> list[StepOutcome]:
+    markers = run_dir / MARKER_DIR
+    _refuse_changed_foundations(config, markers)
     run_dir.mkdir(parents=True, exist_ok=True)
     context = Context(config, run_dir, device, log)
-    markers = run_dir / MARKER_DIR
     outcomes: list[StepOutcome] = []
     upstream = ""
     for step in STEPS:
@@ -267,6 +270,29 @@ def _run_steps(
                                 "seconds": round(seconds, 2)})
         outcomes.append(StepOutcome(step.name, "ran", seconds))
     return outcomes
+
+
+# steps whose finished output later steps are built on: a change to them is refused, not redone
+FOUNDATIONS = {"data": "[dataset]", "train": "[train]"}
+
+
+def _refuse_changed_foundations(config: PipelineConfig, markers: Path) -> None:
+    """Refuse, before anything is written, a run folder whose data or training was finished with
+    other settings."""
+    upstream = ""
+    for step in STEPS:
+        if not step.enabled(config):
+            continue
+        upstream = _digest([upstream, step.name, step.settings(config)])
+        if step.name not in FOUNDATIONS:
+            continue
+        saved = read_json_if_intact(markers / f"{step.name}.json")
+        if isinstance(saved, dict) and saved.get("digest") != upstream:
+            raise UserError(
+                f"{markers.parent} holds a finished '{step.name}' step made with other "
+                f"{FOUNDATIONS[step.name]} settings (or an earlier step's); nothing was written: "
+                "choose another --out, or restore the settings that made it"
+            )
 
 
 def _silent(line: str) -> None:

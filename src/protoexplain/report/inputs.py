@@ -65,6 +65,22 @@ def _find_explain(root: Path) -> dict[str, Path]:
     return {k: found[k] for k in sorted(found, key=lambda n: (order.get(n, len(order)), n))}
 
 
+def _check_explanations_match(model: Path, explain: dict[str, Path]) -> None:
+    """Refuse explanations made with a model of another prototype count than ``model``."""
+    spec = read_json(model / MODEL_FILE).get("spec", {})
+    shape = spec.get("prototype_shape") if isinstance(spec, dict) else None
+    if not isinstance(shape, list) or not shape:
+        return
+    for split, directory in explain.items():
+        path = directory / "explain.json"
+        recorded = read_json(path).get("n_prototypes") if path.is_file() else None
+        if isinstance(recorded, int) and recorded != shape[0]:
+            raise UserError(
+                f"{directory} ({split}) explains a model with {recorded} prototypes but {model} "
+                f"has {shape[0]}; pass the model it was made with (--model) or its own explanation"
+            )
+
+
 def locate_inputs(
     run_dir: str | os.PathLike,
     *,
@@ -103,6 +119,7 @@ def locate_inputs(
             f"no model found in {root}: pass a pipeline run folder, a training run folder "
             f"(with model/) or a model folder (with {MODEL_FILE}), or name one with --model"
         )
+    _check_explanations_match(model, found_explain)
     evaluation = Path(evaluation_dir) if evaluation_dir else root / "evaluation"
     nearest = Path(nearest_dir) if nearest_dir else root / "nearest"
     given = ((evaluation_dir, evaluation / "metrics.json", "an 'evaluate'"),

@@ -258,13 +258,6 @@ def build_report(
         "latent_ratio": options.latent_ratio, "explanation_cosine": options.explanation_cosine,
         "has_local": bool(local_examples),
     }
-    _write(env, "index.html.j2", out / "index.html", root="", rows=rows, **common,
-           accuracy=_accuracy(evaluation), per_class=_per_class(inputs, class_names, proto_class),
-           distributions={s: scores.distributions(m) for s, m in matrices.items()},
-           comparisons=(scores.compare_splits(matrices["train"], matrices["test"])
-                        if "train" in matrices and "test" in matrices else []),
-           figures=summary_figures, pairs=pairs,
-           misleading=[r for r in rows if r["misleading"]])
     for row in rows:
         if not row["page"]:
             continue
@@ -282,6 +275,14 @@ def build_report(
         _write(env, "local.html.j2", out / "local.html", root="", **common,
                examples=[(ex, _figure(f"figures/{stem}", options.formats))
                          for ex, stem in zip(local_examples, local_panels, strict=True)])
+    # the index last: once it exists, every page it links to does
+    _write(env, "index.html.j2", out / "index.html", root="", rows=rows, **common,
+           accuracy=_accuracy(evaluation), per_class=_per_class(inputs, class_names, proto_class),
+           distributions={s: scores.distributions(m) for s, m in matrices.items()},
+           comparisons=(scores.compare_splits(matrices["train"], matrices["test"])
+                        if "train" in matrices and "test" in matrices else []),
+           figures=summary_figures, pairs=pairs,
+           misleading=[r for r in rows if r["misleading"]])
     return ReportSummary(out / "index.html", count, len(with_page), len(local_examples),
                          sum(r["misleading"] for r in rows), len(pairs))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -46,12 +47,25 @@ def _require(path: str, key: str) -> str:
     return path
 
 
+def _refuse_empty_classes(dataset: ImageFolderDataset) -> None:
+    """A class folder without images would give the model a class it can never learn."""
+    counts = Counter(dataset.targets)
+    empty = [name for index, name in enumerate(dataset.classes) if counts[index] == 0]
+    if empty:
+        raise UserError(
+            f"training folder {dataset.root} has {len(empty)} class folders without images "
+            f"({', '.join(repr(name) for name in empty[:5])}); the model could never learn them: "
+            "add images or remove those folders"
+        )
+
+
 def build_run_data(config: RunConfig) -> RunData:
     """Open the folders named in the config and split off the validation images."""
     data, model = config.data, config.model
     evaluate = eval_transform(model.image_size)
     train_eval = ImageFolderDataset(_require(data.train, "train"), evaluate)
     classes = train_eval.classes
+    _refuse_empty_classes(train_eval)
     test = ImageFolderDataset(_require(data.test, "test"), evaluate, classes=classes)
     if data.augmentation == "offline":
         if data.validation_fraction > 0:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from protoexplain.fileio import temp_folder_beside
 
 
 @contextlib.contextmanager
@@ -15,7 +16,7 @@ def staged_folder(target: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty folder beside ``target``; on success it replaces ``target``."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    staging = temp_folder_beside(target)
     try:
         yield staging
         replace_folder(staging, target)

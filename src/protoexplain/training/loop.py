@@ -28,6 +28,7 @@ from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, write_json
 from protoexplain.models.checkpoint import save_model
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
+from protoexplain.tomlconfig import tomllib
 from protoexplain.training.artifacts import PROTOTYPES_DIR, save_push_artifacts
 from protoexplain.training.config import RunConfig, dump_config
 from protoexplain.training.datasets import RunData, build_run_data, eval_loader, train_loader
@@ -296,13 +297,28 @@ class Trainer:
         return final
 
 
+def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two parsed TOML tables."""
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys += config_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
 def _write_run_files(config: RunConfig, out_dir: Path, context: DistContext, resume: bool) -> None:
     text = dump_config(config, "resolved configuration of this run")
     path = out_dir / "config.toml"
     if resume and path.exists():
-        if path.read_text(encoding="utf-8") != text:
+        saved = path.read_text(encoding="utf-8")
+        if saved != text:
+            keys = ", ".join(config_differences(tomllib.loads(saved), tomllib.loads(text)))
             raise UserError(
-                f"{path} differs from the given config; resume with the run's own config.toml"
+                f"the given config differs from {path}, the one this run was started with, in "
+                f"{keys or 'its layout'}; resume with --config {path}, or train into a new --out"
             )
         return
     if (out_dir / "checkpoints" / "last").exists() and not resume:

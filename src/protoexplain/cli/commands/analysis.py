@@ -44,10 +44,12 @@ def _nearest(args: argparse.Namespace) -> int:
         find_neighbours,
         nearest_table,
         open_dataset,
+        remove_nearest_images,
         save_nearest,
     )
     from protoexplain.device import resolve_device
     from protoexplain.models import load_model
+    from protoexplain.outputs import locked_output
 
     device = resolve_device(args.device)
     model = load_model(args.model_dir, device=device)
@@ -56,11 +58,12 @@ def _nearest(args: argparse.Namespace) -> int:
         model, dataset, args.k, batch_size=args.batch_size, workers=args.workers, progress=True
     )
     out = args.out or Path(f"nearest-{Path(args.data_dir).name}")
-    out.mkdir(parents=True, exist_ok=True)
-    table = nearest_table(
-        model, dataset, neighbours, None if args.no_images else out, progress=True
-    )
-    path = save_nearest(table, out)
+    with locked_output(out, "nearest"):
+        remove_nearest_images(out)
+        table = nearest_table(
+            model, dataset, neighbours, None if args.no_images else out, progress=True
+        )
+        path = save_nearest(table, out)
     own = (table["image_class"] == table["prototype_class"]).mean() if len(table) else 0.0
     pictures = "" if args.no_images else f" and {2 * len(table)} images"
     print(
@@ -73,6 +76,7 @@ def _nearest(args: argparse.Namespace) -> int:
 def _prune(args: argparse.Namespace) -> int:
     from protoexplain.analysis.prune import PruneConfig, prune_model_folder
     from protoexplain.device import resolve_device
+    from protoexplain.outputs import locked_output
 
     device = resolve_device(args.device)
     config = PruneConfig(
@@ -80,10 +84,11 @@ def _prune(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, seed=args.seed, workers=args.workers,
     )
     out = args.out or Path(f"{Path(args.model_dir).resolve()}-pruned")
-    report = prune_model_folder(
-        args.model_dir, args.push_data, out, config, train_data=args.train_data,
-        device=device, progress=True,
-    )
+    with locked_output(out, "prune"):
+        report = prune_model_folder(
+            args.model_dir, args.push_data, out, config, train_data=args.train_data,
+            device=device, progress=True,
+        )
     removed = report.loc[~report["kept"], "prototype"].tolist()
     shown = ", ".join(str(j) for j in removed[:20]) + (" …" if len(removed) > 20 else "")
     print(
@@ -99,6 +104,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from protoexplain.analysis.evaluate import evaluate_models, save_evaluation
     from protoexplain.device import resolve_device
     from protoexplain.models import load_model
+    from protoexplain.outputs import locked_output
 
     *model_dirs, data_dir = args.paths
     if not model_dirs:
@@ -109,7 +115,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         models, data_dir, names=[str(p) for p in model_dirs], batch_size=args.batch_size,
         workers=args.workers, progress=True,
     )
-    result = save_evaluation(evaluation, args.out)
+    with locked_output(args.out, "evaluate"):
+        result = save_evaluation(evaluation, args.out)
     for entry in result["models"]:
         print(f"{entry['model']}: top-1 {entry['top1']:.2%}, top-5 {entry['top5']:.2%}")
     if result["ensemble"] is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from protoexplain.choices import BACKGROUNDS
 from protoexplain.errors import UserError
+from protoexplain.outputs import locked_output
 
 ORDER = 80
 
@@ -39,14 +40,16 @@ def _faithfulness(args: argparse.Namespace) -> int:
     if args.seeds:
         from protoexplain.benchmark.seeds import run_seeds
 
-        summary = run_seeds(config, _seed_list(args.seeds), args.out, device=args.device)
+        with locked_output(args.out, "benchmark faithfulness"):
+            summary = run_seeds(config, _seed_list(args.seeds), args.out, device=args.device)
         seeds = ", ".join(map(str, summary["seeds"]))
         return _report(args.out, (
             f"faithfulness benchmark: {presets} × seeds {seeds}; recommended family "
             f"{summary['recommended_family']}; wrote one run per seed to {args.out}/seed-N/ and "
             f"the pooled {', '.join(summary['files'])}, benchmark.json to {args.out}/"
         ))
-    summary = run_faithfulness(config, args.out, device=args.device)
+    with locked_output(args.out, "benchmark faithfulness"):
+        summary = run_faithfulness(config, args.out, device=args.device)
     return _report(args.out, (
         f"faithfulness benchmark: {presets} in {summary['wall_seconds']:.0f} s "
         f"on {summary['device']}; recommended family {summary['recommended_family']}; "
@@ -78,7 +81,8 @@ def _seed_list(text: str) -> tuple[int, ...]:
 def _combine(args: argparse.Namespace) -> int:
     from protoexplain.benchmark.seeds import combine_runs
 
-    summary = combine_runs(args.runs, args.out)
+    with locked_output(args.out, "benchmark combine"):
+        summary = combine_runs(args.runs, args.out)
     return _report(args.out, (
         f"combined {len(summary['runs'])} runs (seeds {', '.join(map(str, summary['seeds']))}; "
         f"presets {', '.join(summary['presets_done'])}); wrote "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.cli.arguments import non_negative_int, positive_int
@@ -93,6 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="images per resumable chunk (default: 512)")
     explain.add_argument("--on-error", choices=("error", "skip"), default="error",
                          help="unreadable images: stop (default) or skip and count")
+    explain.add_argument("--overwrite", action="store_true",
+                         help="replace a finished explanation in OUT_DIR made with other "
+                         "settings (without it such a folder is refused; one made with the same "
+                         "settings is reported as already complete)")
     explain.set_defaults(func=_explain)
 
 
@@ -156,10 +161,11 @@ def _calibrate(args: argparse.Namespace, dataset, config, image_size: int) -> di
 
 
 def _explain(args: argparse.Namespace) -> int:
+    from protoexplain.analysis.evaluate import check_classes
     from protoexplain.data import ImageFolderDataset
-    from protoexplain.explain.engine import ExplainConfig, run_explain
+    from protoexplain.explain.engine import GLOBAL_FILE, ExplainConfig, run_explain
     from protoexplain.models import load_model
-    from protoexplain.training.distributed import init_distributed, shutdown
+    from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
 
     config = ExplainConfig(
         modifications=args.modifications,
@@ -176,19 +182,26 @@ def _explain(args: argparse.Namespace) -> int:
         chunk_images=args.chunk_images,
     )
     config.check()
+    if (args.compare_with is not None and is_main_process()
+            and not (Path(args.compare_with) / GLOBAL_FILE).is_file()):
+        raise UserError(f"--compare-with {args.compare_with}: {GLOBAL_FILE} not found there")
     context = init_distributed(args.device)
     try:
         config.device = str(context.device)
         model = load_model(args.model_dir, device=context.device)
         dataset = ImageFolderDataset(args.data_dir, on_error=args.on_error)
+        check_classes(model, dataset.classes, str(args.model_dir), dataset.root)
         describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
         if args.calibrate is not None:
             describe["calibration"] = _calibrate(args, dataset, config, model.spec.image_size)
         result = run_explain(model, dataset, args.out_dir, config, compare_with=args.compare_with,
-                             describe=describe)
+                             describe=describe, overwrite=args.overwrite)
     finally:
         shutdown(context)
-    if result is not None:
+    if result is not None and result.already_complete:
+        print(f"explain: {args.out_dir} is already complete with these settings; nothing to do "
+              "(--overwrite recomputes it)")
+    elif result is not None:
         print(
             f"explain: {result.n_images} images, {model.num_prototypes} prototypes, "
             f"{result.global_scores.groupby(['modification', 'strength']).ngroups} settings "

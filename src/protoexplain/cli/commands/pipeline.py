@@ -8,6 +8,7 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from protoexplain.outputs import locked_output
 from protoexplain.pipeline import load_pipeline_config, run_pipeline
 from protoexplain.pipeline.summary import summary_lines
 
@@ -40,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     run_dir = args.out or base / "runs" / Path(args.config).stem
     device = args.device or config.device
     started = time.perf_counter()
-    outcomes = run_pipeline(config, run_dir, device=device)
+    with locked_output(run_dir, "run"):
+        outcomes = run_pipeline(config, run_dir, device=device)
     _finish(Path(run_dir), outcomes, started)
     return 0
 
@@ -61,7 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
           f"{config.train['model']['backbone']} backbone, everything on {args.device}; "
           f"config: {config_copy}")
     started = time.perf_counter()
-    outcomes = run_pipeline(config, run_dir, device=args.device)
+    with locked_output(run_dir, "demo"):
+        outcomes = run_pipeline(config, run_dir, device=args.device)
     _finish(run_dir, outcomes, started)
     return 0
 

@@ -74,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_report(args: argparse.Namespace) -> int:
     """Locate the run's inputs and write the report; the exit status."""
     from protoexplain.device import resolve_device
+    from protoexplain.outputs import locked_output
     from protoexplain.report.inputs import locate_inputs
     from protoexplain.report.render import ReportOptions, build_report
 
@@ -93,7 +94,8 @@ def run_report(args: argparse.Namespace) -> int:
         local_top_k=args.local_top_k, formats=formats, workers=args.workers,
         seed=args.seed, device=str(resolve_device(args.device)),
     )
-    summary = build_report(inputs, out, options)
+    with locked_output(out, "report"):
+        summary = build_report(inputs, out, options)
     print(
         f"report written to {summary.index} ({summary.prototypes} prototypes, {summary.pages} "
         f"prototype pages, {summary.local_panels} local panels, {summary.misleading} misleading "

@@ -13,12 +13,14 @@ ORDER = 30
 
 def _train(args: argparse.Namespace) -> int:
     from protoexplain.models import model_metadata
+    from protoexplain.outputs import locked_output
     from protoexplain.training import load_config, train
     from protoexplain.training.distributed import is_main_process
 
     config = load_config(args.config)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
-    final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
+    with locked_output(out, "train"):
+        final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
     if final.exists() and is_main_process():
         meta = model_metadata(final)
         print(
