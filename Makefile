@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-e2e test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	-$(BIN)/python tests/browser.py
 	$(BIN)/python -m pytest -q
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q -m e2e
 
 test-all: $(STAMP)
 	-$(BIN)/python tests/browser.py
