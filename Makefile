@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/train.py --device cpu --images 75 --train-batch 8 --steps 2
 	$(BIN)/python benchmarks/explain.py --skip-fast
+	$(BIN)/python benchmarks/push.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
