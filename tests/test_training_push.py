@@ -8,9 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from protoexplain.cli import main
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
+from protoexplain.fileio import read_json
 from protoexplain.imaging import draw_box, heatmap_overlay, to_uint8
-from protoexplain.models import ModelSpec, ProtoPNet
+from protoexplain.models import ModelSpec, ProtoPNet, save_model
 from protoexplain.training import (
     find_nearest_patches,
     high_activation_boxes,
@@ -175,3 +177,16 @@ def test_threaded_images_equal_a_serial_reference_and_no_images_skips_them(folde
     assert not list(bare.glob("*.png"))
     for name in ("records.csv", "boxes_rf.npy", "boxes_ha.npy"):
         assert (bare / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_cli_push_no_images_writes_records_only(folder, tmp_path, capsys):
+    model = _model(num_classes=2)
+    model.spec.class_names = ["a", "b"]
+    save_model(model, tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), str(folder), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--no-images"]) == 0
+    prototypes = tmp_path / "out" / "prototypes"
+    assert not list(prototypes.glob("*.png"))
+    assert len(pd.read_csv(prototypes / "records.csv")) == model.num_prototypes
+    assert read_json(prototypes / "push.json")["images"] is False
+    assert "records in" in capsys.readouterr().out
