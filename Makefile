@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint bench clean
+.PHONY: install demo test test-e2e test-all lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ test: $(STAMP)
 	-$(BIN)/python tests/browser.py
 	$(BIN)/python -m pytest -q
 
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q -m e2e
+
 test-all: $(STAMP)
 	-$(BIN)/python tests/browser.py
 	$(BIN)/python -m pytest -q -m ''
@@ -31,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/train.py --device cpu --images 75 --train-batch 8 --steps 2
 	$(BIN)/python benchmarks/explain.py --skip-fast
+	$(BIN)/python benchmarks/push.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -81,6 +82,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.e2e
 def test_kill_during_explain_then_rerun_gives_same_files(tmp_path):
     data = _folder(tmp_path / "data", 10, 64)
     model = _model(tmp_path / "model")

@@ -96,6 +96,7 @@ def test_runs_that_cannot_be_pooled_are_one_line_errors(tmp_path):
         combine_runs([first, tmp_path / "pooled"], tmp_path / "out")
 
 
+@pytest.mark.e2e
 def test_combine_from_the_cli(tmp_path):
     first = _write_run(tmp_path / "a", seed=0)
     second = _write_run(tmp_path / "b", seed=1)
@@ -111,6 +112,7 @@ def test_combine_from_the_cli(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.e2e
 def test_run_seeds_pools_independent_runs_and_resumes(tmp_path, monkeypatch):
     config = tiny_faithfulness_config()
     summary = run_seeds(config, (3, 5), tmp_path, device="cpu", progress=False)

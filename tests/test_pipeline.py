@@ -191,6 +191,7 @@ def test_dominant_characteristic_per_class_is_the_largest_mean():
     assert table["prototypes"].tolist() == [2, 1]
 
 
+@pytest.mark.e2e
 def test_killed_run_completes_with_the_same_results(finished_run, tiny_config, tmp_path):
     run_dir = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
@@ -222,6 +223,7 @@ def test_killed_run_completes_with_the_same_results(finished_run, tiny_config, t
         pd.testing.assert_frame_equal(a, b)
 
 
+@pytest.mark.e2e
 def test_run_under_torchrun_with_two_processes(tiny_config, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",

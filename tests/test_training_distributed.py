@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -29,6 +30,7 @@ def _run(prefix, config, out):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.e2e
 def test_two_process_run_equals_single_process_run(tmp_path):
     generate_synthetic(tmp_path / "synth", "mixed", seed=1, size=32, train_per_class=4,
                        test_per_class=2, progress=False)

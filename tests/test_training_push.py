@@ -8,8 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
+from protoexplain.cli import main
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
-from protoexplain.models import ModelSpec, ProtoPNet
+from protoexplain.fileio import read_json
+from protoexplain.imaging import draw_box, heatmap_overlay, to_uint8
+from protoexplain.models import ModelSpec, ProtoPNet, save_model
 from protoexplain.training import (
     find_nearest_patches,
     high_activation_boxes,
@@ -145,3 +148,45 @@ def test_artifacts_follow_the_contract(folder, tmp_path):
         row = records.iloc[j]
         assert crop.size == (row.ha_w1 - row.ha_w0, row.ha_h1 - row.ha_h0)
     assert not (out / f"p{model.num_prototypes - 1:04d}_crop.png").exists()
+
+
+def test_threaded_images_equal_a_serial_reference_and_no_images_skips_them(folder, tmp_path):
+    """Each prototype's PNGs, written in threads grouped by source image, equal what is computed
+    here one prototype at a time; ``images=False`` writes the same records and no PNG."""
+    model, dataset = _model(num_classes=2, per_class=4), _dataset(folder)
+    result = push_prototypes(model, dataset, batch_size=3)
+    assert len(set(result.image_index.tolist())) < model.num_prototypes  # images are shared
+    out = save_push_artifacts(result, model, dataset, tmp_path / "with")
+    for j in range(model.num_prototypes):
+        image = np.asarray(dataset.load_image(int(result.image_index[j])).resize(
+            (SIZE, SIZE), Image.Resampling.BILINEAR))
+        h0, h1, w0, w1 = result.ha_boxes[j].tolist()
+        up = torch.nn.functional.interpolate(
+            result.similarity_maps[j][None, None].float(), size=(SIZE, SIZE), mode="bicubic",
+            align_corners=False)[0, 0].numpy()
+        expected = {
+            "source": image,
+            "crop": image[h0:h1, w0:w1],
+            "box": draw_box(image, (h0, h1, w0, w1), (255, 255, 0), 2),
+            "heatmap": to_uint8(heatmap_overlay(image / 255.0, up)),
+        }
+        for kind, pixels in expected.items():
+            written = np.asarray(Image.open(out / f"p{j:04d}_{kind}.png"))
+            assert np.array_equal(written, pixels), (j, kind)
+    bare = save_push_artifacts(result, model, dataset, tmp_path / "without", images=False)
+    assert not list(bare.glob("*.png"))
+    for name in ("records.csv", "boxes_rf.npy", "boxes_ha.npy"):
+        assert (bare / name).read_bytes() == (out / name).read_bytes()
+
+
+def test_cli_push_no_images_writes_records_only(folder, tmp_path, capsys):
+    model = _model(num_classes=2)
+    model.spec.class_names = ["a", "b"]
+    save_model(model, tmp_path / "model")
+    assert main(["push", str(tmp_path / "model"), str(folder), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--no-images"]) == 0
+    prototypes = tmp_path / "out" / "prototypes"
+    assert not list(prototypes.glob("*.png"))
+    assert len(pd.read_csv(prototypes / "records.csv")) == model.num_prototypes
+    assert read_json(prototypes / "push.json")["images"] is False
+    assert "records in" in capsys.readouterr().out

@@ -77,6 +77,7 @@ def test_dry_run_writes_a_complete_run_folder(config_file, tmp_path):
     assert "trained model" in result.stdout
 
 
+@pytest.mark.e2e
 def test_kill_and_resume_gives_the_uninterrupted_weights(config_file, tmp_path):
     full = protoexplain("train", "--config", str(config_file), "--out", str(tmp_path / "full"),
                         "--device", "cpu")

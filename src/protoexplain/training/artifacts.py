@@ -9,6 +9,7 @@ its final place and renamed into it, so readers never see half a folder.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -63,22 +64,40 @@ def records_frame(result: PushResult, class_names: list[str]) -> pd.DataFrame:
 def _write_images(
     result: PushResult, dataset: ImageFolderDataset, folder: Path, progress: bool
 ) -> None:
+    """The four PNGs of every pushed prototype, one task per source image, in threads.
+
+    PNG encoding releases the GIL, so the threads encode in parallel; the order of the writes
+    does not change the files.
+    """
+    groups: dict[int, list[int]] = {}
+    for j in result.pushed.nonzero().flatten().tolist():
+        groups.setdefault(int(result.image_index[j]), []).append(j)
+    workers = min(len(groups), os.cpu_count() or 1) or 1
+    bar = tqdm(total=sum(map(len, groups.values())), desc="prototype images",
+               disable=not progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        tasks = [pool.submit(_write_image_group, result, dataset, folder, index, prototypes)
+                 for index, prototypes in groups.items()]
+        for task in as_completed(tasks):
+            bar.update(task.result())
+    bar.close()
+
+
+def _write_image_group(
+    result: PushResult, dataset: ImageFolderDataset, folder: Path, index: int,
+    prototypes: list[int],
+) -> int:
+    """Write the PNGs of ``prototypes``, all pushed onto image ``index``; return how many."""
     size = result.image_size
-    pushed = result.pushed.nonzero().flatten().tolist()
-    upsampled = upsample_maps(result.similarity_maps[pushed], size).numpy() if pushed else []
-    cache: dict[int, np.ndarray] = {}
-    for row, j in enumerate(tqdm(pushed, desc="prototype images", disable=not progress)):
-        index = int(result.image_index[j])
-        if index not in cache:
-            resized = TF.resize(dataset.load_image(index), [size, size])
-            cache = {index: np.asarray(resized)}
-        image = cache[index]
+    image = np.asarray(TF.resize(dataset.load_image(index), [size, size]))
+    upsampled = upsample_maps(result.similarity_maps[prototypes], size).numpy()
+    for row, j in enumerate(prototypes):
         h0, h1, w0, w1 = result.ha_boxes[j].tolist()
         save_png(folder / f"p{j:04d}_source.png", image)
         save_png(folder / f"p{j:04d}_crop.png", image[h0:h1, w0:w1])
         save_png(folder / f"p{j:04d}_box.png", draw_box(image, (h0, h1, w0, w1), BOX_COLOUR, 2))
-        overlay = heatmap_overlay(image / 255.0, upsampled[row])
-        save_png(folder / f"p{j:04d}_heatmap.png", overlay)
+        save_png(folder / f"p{j:04d}_heatmap.png", heatmap_overlay(image / 255.0, upsampled[row]))
+    return len(prototypes)
 
 
 def save_push_artifacts(
@@ -87,11 +106,16 @@ def save_push_artifacts(
     dataset: ImageFolderDataset,
     out_dir: str | os.PathLike,
     progress: bool = False,
+    images: bool = True,
 ) -> Path:
-    """Write ``out_dir/prototypes/`` for ``result`` (replacing any previous one); return it."""
+    """Write ``out_dir/prototypes/`` for ``result`` (replacing any previous one); return it.
+
+    With ``images=False`` only the records, boxes and ``push.json`` are written (no PNGs).
+    """
     final = Path(out_dir) / PROTOTYPES_DIR
     with staged_folder(final) as staging:
-        _write_images(result, dataset, staging, progress)
+        if images:
+            _write_images(result, dataset, staging, progress)
         with atomic_open(staging / "records.csv", "w", encoding="utf-8", newline="") as handle:
             records_frame(result, model.class_names).to_csv(handle, index=False)
         rf, ha = box_arrays(result)
@@ -108,6 +132,7 @@ def save_push_artifacts(
                 "receptive_field": model.receptive_field().as_list(),
                 "high_activation_percentile": 95,
                 "similarity_map": "found during the search, before projection (as the original)",
+                "images": images,
             },
         )
     return final

@@ -54,9 +54,12 @@ def _push(args: argparse.Namespace) -> int:
         )
     out = Path(args.out) if args.out else Path(args.model_dir)
     save_model(model, out, {"pushed_on": str(Path(args.push_data).resolve())})
-    folder = save_push_artifacts(result, model, dataset, out, progress=True)
+    folder = save_push_artifacts(
+        result, model, dataset, out, progress=True, images=not args.no_images
+    )
+    written = "records" if args.no_images else "prototype images and records"
     print(f"pushed {result.num_pushed} of {len(result.image_paths)} prototypes; model in {out}, "
-          f"prototype images and records in {folder}")
+          f"{written} in {folder}")
     return 0
 
 
@@ -110,6 +113,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("--last-layer-epochs", type=non_negative_int, default=0,
                       help="last-layer epochs on PUSH_DATA after the push (default 0)")
     push.add_argument("--workers", type=non_negative_int, default=0, help="data-loader workers")
+    push.add_argument("--no-images", action="store_true",
+                      help="write only the records and boxes, no prototype PNGs (faster)")
     push.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     push.set_defaults(func=_push)
 
