@@ -130,3 +130,25 @@ def test_killed_midway_then_rerun_gives_the_uninterrupted_tree(tmp_path):
     summary = prepare_cub(cub.root, out, progress=False)
     assert summary.written == len(ids) - len(ids) // 2
     assert tree_bytes(out) == tree_bytes(reference)
+
+
+@pytest.mark.parametrize(
+    "bad_name",
+    ["../../../escaped/a.png", "001.Class/../../../escaped/a.png", "/tmp/escaped/a.png", "a.png"],
+)
+def test_image_paths_must_stay_inside_images_folder(tmp_path, bad_name):
+    cub = make_mini_cub(tmp_path / "cub" / "CUB_200_2011", zero_byte=False)
+    first = min(cub.images)
+    lines = (cub.root / "images.txt").read_text().splitlines()
+    lines = [f"{first} {bad_name}" if line.split()[0] == str(first) else line for line in lines]
+    (cub.root / "images.txt").write_text("\n".join(lines) + "\n")
+    if not bad_name.startswith("/"):  # a real image where the crafted line points
+        source = (cub.root / "images" / bad_name).resolve()
+        source.parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 64), "red").save(source)
+    before = sorted(p for p in tmp_path.parent.rglob("*") if "escaped" in p.as_posix())
+    with pytest.raises(UserError, match=rf"images\.txt: image id {first} has path"):
+        prepare_cub(cub.root, tmp_path / "nested" / "deeper" / "out", progress=False)
+    after = sorted(p for p in tmp_path.parent.rglob("*") if "escaped" in p.as_posix())
+    assert after == before and not Path("/tmp/escaped/a.png").exists()
+    assert not (tmp_path / "nested" / "deeper" / "out").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 from PIL import Image
@@ -77,6 +77,20 @@ def _read_table(path: Path, columns: int) -> dict[int, list[str]]:
     return table
 
 
+def _checked_relative(name: str, source: Path, image_id: int) -> str:
+    """An image path from ``images.txt`` that stays inside ``images/`` and the output folder:
+    relative, ``<class folder>/<file>``, no ``..`` (a crafted line must not write elsewhere)."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or PureWindowsPath(name).drive or len(path.parts) < 2 or any(
+        part in ("..", ".") for part in path.parts
+    ):
+        raise UserError(
+            f"{source}: image id {image_id} has path {name!r}, which is not of the form "
+            "<class folder>/<file> inside images/; fix that line of the file"
+        )
+    return path.as_posix()
+
+
 def read_cub(root: Path) -> list[CubImage]:
     """Join images, boxes and split **by image id**; sorted by id."""
     names = _read_table(root / "images.txt", 1)
@@ -103,7 +117,8 @@ def read_cub(root: Path) -> list[CubImage]:
             raise UserError(
                 f"{root / 'bounding_boxes.txt'}: image id {image_id} has a non-numeric box"
             ) from error
-        images.append(CubImage(image_id, names[image_id][0], (x, y, w, h), SPLITS[split]))
+        relative = _checked_relative(names[image_id][0], root / "images.txt", image_id)
+        images.append(CubImage(image_id, relative, (x, y, w, h), SPLITS[split]))
     return images
 
 

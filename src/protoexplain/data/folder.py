@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,47 @@ def find_classes(root: Path) -> list[str]:
     return sorted(entry.name for entry in entries if entry.is_dir() and _visible(entry.name))
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (recursively, sorted), ignoring hidden files and folders."""
+def _contains(outer: Path, inner: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def list_images(folder: Path, root: Path | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursively, sorted), ignoring hidden files and folders.
+
+    Symbolic links are followed, also out of the dataset, except a linked folder that would read
+    images twice: one that resolves to ``folder`` or a folder above it (a loop), one already
+    visited, or one elsewhere inside ``root`` (another class's folder). Those are skipped with
+    one warning naming the first.
+    """
+    top = folder.resolve()
+    dataset = (root or folder).resolve()
+    visited = {top}
+    skipped: list[Path] = []
+
+    def keep(current: str, name: str) -> bool:
+        if not _visible(name):
+            return False
+        path = Path(current) / name
+        real = path.resolve()
+        loops = path.is_symlink() and (
+            _contains(real, top) or (_contains(dataset, real) and not _contains(top, real))
+        )
+        if real in visited or loops:
+            skipped.append(path)
+            return False
+        visited.add(real)
+        return True
+
     found = []
     for current, dirs, files in os.walk(folder, followlinks=True):
-        dirs[:] = sorted(d for d in dirs if _visible(d))
+        dirs[:] = sorted(d for d in dirs if keep(current, d))
         found.extend(Path(current) / name for name in files if is_image_file(name))
+    if skipped:
+        warnings.warn(
+            f"skipped {len(skipped)} linked folder(s) under {folder} that loop back or lead to "
+            f"folders read elsewhere (first: {skipped[0]}); each image is read once",
+            stacklevel=2,
+        )
     return sorted(found)
 
 
@@ -80,7 +116,7 @@ class ImageFolderDataset(Dataset):
         self.samples: list[tuple[Path, int]] = [
             (path, label)
             for label, name in enumerate(found)
-            for path in list_images(self.root / name)
+            for path in list_images(self.root / name, self.root)
         ]
         if not self.samples:
             raise UserError(

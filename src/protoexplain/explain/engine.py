@@ -214,6 +214,11 @@ def _load_state(path: Path, fingerprint: str) -> tuple[ScoreSums, set[int], list
                 "or model; rerun with the same ones, or choose another OUT_DIR / delete it"
             )
         tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    if set(tensors) != set(ScoreSums.__dataclass_fields__):
+        raise UserError(
+            f"{path} was written by an older protoexplain whose running sums cannot be resumed; "
+            f"delete {path.parent} to restart this explanation"
+        )
     progress = json.loads(meta["progress"])
     return ScoreSums.from_tensors(tensors), set(progress["done"]), progress["skipped"]
 
@@ -384,7 +389,7 @@ def global_table(
     k, p = sums.weighted.shape
     n = sums.count
     low, high = sums.bootstrap_interval()
-    mean, t_stat, p_value = stats.one_sample_t(sums.delta, sums.delta_sq, n)
+    mean, t_stat, p_value = stats.one_sample_t(sums.delta, sums.delta_m2, n)
     q_value = np.stack([stats.benjamini_hochberg(row) for row in p_value])
     prototype = np.tile(np.arange(p), k)
     frame = pd.DataFrame(

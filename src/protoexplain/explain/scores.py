@@ -4,11 +4,13 @@ For each image x, prototype j and setting m (modification at one strength): the 
 highest similarity on x (= minimum distance), s = similarity there, s_m = similarity of the
 modified image at that same cell, Δ = s − s_m. Global score = Σ_x Δ·s / Σ_x s.
 
-Memory does not grow with the number of images: we keep float64 sums per (setting, prototype),
-plus a **Poisson bootstrap** with a fixed number R of replicates: every image gets R weights
+Memory does not grow with the number of images: we keep float64 sums per (setting, prototype)
+— for Δ its sum and M2 = Σ (Δ − mean)², merged batch by batch with Chan et al.'s pairwise update
+so that the variance behind the t-test does not cancel when Δ barely varies — plus a **Poisson
+bootstrap** with a fixed number R of replicates: every image gets R weights
 ~ Poisson(1) drawn from a generator seeded by (seed, image index), and each replicate keeps its own
 weighted sums. This equals resampling images with replacement in the limit, needs no stored rows,
-and gives the same numbers whatever the batching, sharding or resumption.
+and gives the same numbers whatever the batching, sharding or resumption (up to float64 rounding).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from protoexplain.explain.stats import batch_moments, merge_moments
 from protoexplain.models.ppnet import PrototypeModel
 
 
@@ -50,7 +53,7 @@ class ScoreSums:
     weighted: np.ndarray  # (K, P) Σ Δ·s
     similarity: np.ndarray  # (P,) Σ s
     delta: np.ndarray  # (K, P) Σ Δ
-    delta_sq: np.ndarray  # (K, P) Σ Δ²
+    delta_m2: np.ndarray  # (K, P) Σ (Δ − mean Δ)²
     boot_weighted: np.ndarray  # (R, K, P)
     boot_similarity: np.ndarray  # (R, P)
     n_images: np.ndarray  # (1,) count
@@ -76,8 +79,8 @@ class ScoreSums:
         ds = d * s[:, None, :]
         self.weighted += ds.sum(axis=0)
         self.similarity += s.sum(axis=0)
-        self.delta += d.sum(axis=0)
-        self.delta_sq += np.square(d).sum(axis=0)
+        total, m2 = batch_moments(d)
+        self._add_moments(len(s), total, m2)
         if weights.shape[1]:
             flat = ds.reshape(len(ds), -1)
             self.boot_weighted += (weights.T @ flat).reshape(self.boot_weighted.shape)
@@ -86,8 +89,17 @@ class ScoreSums:
 
     def merge(self, other: ScoreSums) -> None:
         """Add another shard's sums (exact up to float64 rounding)."""
+        self._add_moments(other.count, other.delta, other.delta_m2)
         for name in self.__dataclass_fields__:
-            getattr(self, name).__iadd__(getattr(other, name))
+            if name not in ("delta", "delta_m2", "n_images"):
+                getattr(self, name).__iadd__(getattr(other, name))
+        self.n_images += other.n_images
+
+    def _add_moments(self, count: int, total: np.ndarray, m2: np.ndarray) -> None:
+        """Fold a group of ``count`` images (Σ Δ, M2) into Σ Δ and M2; the count is added by the
+        caller."""
+        self.delta_m2 = merge_moments(self.count, self.delta, self.delta_m2, count, total, m2)
+        self.delta = self.delta + total
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         """For saving with safetensors."""

@@ -11,8 +11,42 @@ ALPHA = 0.05
 KEY = ["modification", "strength"]
 
 
-def one_sample_t(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """Two-sided one-sample t-test of mean Δ = 0 from Σ Δ and Σ Δ² over ``n`` images.
+def merge_moments(
+    count_a: np.ndarray | float,
+    total_a: np.ndarray,
+    m2_a: np.ndarray,
+    count_b: np.ndarray | float,
+    total_b: np.ndarray,
+    m2_b: np.ndarray,
+) -> np.ndarray:
+    """M2 = Σ (x − mean)² of two groups combined, from each group's count, Σ x and M2.
+
+    Chan, Golub and LeVeque's pairwise update: no difference of large sums is ever taken, so the
+    variance stays accurate when the spread is tiny against the mean (the textbook
+    (Σx² − n·mean²) cancels catastrophically there).
+    """
+    count_a = np.asarray(count_a, dtype=np.float64)
+    count_b = np.asarray(count_b, dtype=np.float64)
+    combined = count_a + count_b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = total_b / count_b - total_a / count_a
+        correction = np.where(
+            (count_a > 0) & (count_b > 0), gap * gap * count_a * count_b / combined, 0.0
+        )
+    return m2_a + m2_b + correction
+
+
+def batch_moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Σ x and M2 = Σ (x − mean)² over the first axis, in float64, two-pass."""
+    values = np.asarray(values, dtype=np.float64)
+    total = values.sum(axis=0)
+    if not len(values):
+        return total, np.zeros_like(total)
+    return total, np.square(values - total / len(values)).sum(axis=0)
+
+
+def one_sample_t(total: np.ndarray, m2: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
+    """Two-sided one-sample t-test of mean Δ = 0 from Σ Δ and M2 = Σ (Δ − mean)² over ``n`` images.
 
     Returns (mean, t statistic, p-value); NaN where undefined (n < 2 or zero variance).
     """
@@ -20,7 +54,7 @@ def one_sample_t(total: np.ndarray, total_sq: np.ndarray, n: int) -> tuple[np.nd
     if n < 2:
         nan = np.full_like(mean, np.nan)
         return mean, nan, nan.copy()
-    variance = np.maximum((total_sq - n * mean * mean) / (n - 1), 0.0)
+    variance = np.maximum(m2 / (n - 1), 0.0)
     with np.errstate(invalid="ignore", divide="ignore"):
         t_stat = mean / np.sqrt(variance / n)
     t_stat = np.where(variance > 0, t_stat, np.nan)

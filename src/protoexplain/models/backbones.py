@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 
 from protoexplain.errors import UserError
+from protoexplain.models.torchfile import load_tensors
 
 
 @dataclass(frozen=True)
@@ -160,22 +161,22 @@ def _imagenet_state_dict(info: BackboneInfo) -> dict[str, torch.Tensor]:
             f"ImageNet weights for {info.name} are not in the torch cache: download {weights.url} "
             f"on a machine with network access and place it at {cached} (or pass a local file)"
         )
-    return torch.load(cached, map_location="cpu", weights_only=True)
+    return load_tensors(cached, "cached ImageNet weight file")
 
 
 def _file_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a local file (safetensors or a tensors-only PyTorch file)."""
     if not path.is_file():
         raise UserError(f"weight file {path} does not exist; pass a file, 'imagenet' or none")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
 
+        try:
             state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise UserError(f"cannot read weight file {path}: {error}") from error
+        except Exception as error:
+            raise UserError(f"cannot read weight file {path}: {error}") from None
+    else:
+        state = load_tensors(path)
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -21,6 +21,7 @@ import torch
 
 from protoexplain.errors import UserError
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
+from protoexplain.models.torchfile import refuse_torchscript
 
 # Module classes of the original code base, rebuilt as inert records.
 LEGACY_CLASS_MODULES = {
@@ -127,6 +128,7 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Any:
     if not path.is_file():
         what = "is a folder, not a checkpoint file" if path.is_dir() else "does not exist"
         raise UserError(f"checkpoint {path} {what}")
+    refuse_torchscript(path, "checkpoint")
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Couldn't retrieve source code")
@@ -142,7 +144,8 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Any:
             "known ProtoPNet class; only checkpoints of the original ProtoPNet code are accepted"
         ) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
-        raise UserError(f"cannot read {path} as a PyTorch checkpoint: {error}") from None
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise UserError(f"cannot read {path} as a PyTorch checkpoint: {first_line}") from None
 
 
 def record_state_dict(record: LegacyRecord, prefix: str = "") -> dict[str, torch.Tensor]:

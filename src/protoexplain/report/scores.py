@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 from scipy import stats
 
+from protoexplain.explain.stats import merge_moments
+
 ALPHA = 0.05
 P_COLUMNS = ("q_value", "p_adjusted", "p_value")
 
@@ -60,21 +62,34 @@ def dominant(matrix: pd.DataFrame) -> pd.DataFrame:
 
 
 def _moments(local_path: Path, primary: dict[str, float]) -> pd.DataFrame:
-    """n, Σδ, Σδ² per (prototype, modification) at the primary strengths, streamed by batches."""
-    parts = []
+    """n, Σδ and M2 = Σ (δ − mean)² per (prototype, modification) at the primary strengths,
+    streamed by batches and merged with the pairwise update (no cancellation)."""
     columns = ["prototype", "modification", "strength", "delta"]
+    merged: pd.DataFrame | None = None
     for batch in pq.ParquetFile(local_path).iter_batches(columns=columns, batch_size=1 << 20):
         frame = batch.to_pandas()
         frame = frame[is_primary(frame, primary)]
-        frame = frame.assign(sq=frame["delta"] ** 2)
-        parts.append(
-            frame.groupby(["prototype", "modification"]).agg(
-                n=("delta", "size"), total=("delta", "sum"), total_sq=("sq", "sum")
-            )
+        groups = frame.groupby(["prototype", "modification"])["delta"]
+        part = pd.DataFrame(
+            {"n": groups.size(), "total": groups.sum(), "m2": groups.var(ddof=0) * groups.size()}
         )
-    if not parts:
-        return pd.DataFrame(columns=["n", "total", "total_sq"])
-    return pd.concat(parts).groupby(level=[0, 1]).sum()
+        if merged is None:
+            merged = part
+            continue
+        merged, part = merged.align(part, fill_value=0.0)
+        merged = pd.DataFrame(
+            {
+                "n": merged["n"] + part["n"],
+                "total": merged["total"] + part["total"],
+                "m2": merge_moments(
+                    merged["n"], merged["total"], merged["m2"], part["n"], part["total"],
+                    part["m2"],
+                ),
+            }
+        )
+    if merged is None:
+        return pd.DataFrame(columns=["n", "total", "m2"])
+    return merged
 
 
 def significance(
@@ -100,7 +115,7 @@ def significance(
     moments = _moments(local_path, primary)
     n = moments["n"].to_numpy(float)
     mean = moments["total"].to_numpy(float) / np.maximum(n, 1)
-    var = (moments["total_sq"].to_numpy(float) - n * mean**2) / np.maximum(n - 1, 1)
+    var = moments["m2"].to_numpy(float) / np.maximum(n - 1, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = mean / np.sqrt(np.maximum(var, 0) / np.maximum(n, 1))
     p = 2 * stats.t.sf(np.abs(t), df=np.maximum(n - 1, 1))
