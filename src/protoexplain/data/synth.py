@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,13 +66,19 @@ class SynthConfig:
 
 def render_sample(
     preset: str, class_index: int, split: str, index: int, seed: int, size: int,
-    background: str = "plain",
+    background: str = "plain", change: Callable[[dict], dict] | None = None,
 ) -> tuple[dict, Rendered]:
-    """Factors and rendering of one image; depends only on its arguments."""
+    """Factors and rendering of one image; depends only on its arguments.
+
+    ``change`` maps the factors drawn from the seed to those drawn (an intervention, see
+    :mod:`.interventions`); the nuisance (background noise, pattern phases) stays the same.
+    """
     spec = get_preset(preset)
     entropy = [seed, zlib.crc32(preset.encode()), SPLIT_CODES[split], class_index, index]
     rng = np.random.default_rng(np.random.SeedSequence(entropy))
     factors = sample_factors(spec, class_index, rng, background)
+    if change is not None:
+        factors = change(dict(factors))
     return factors, render(factors, size, rng)
 
 

@@ -51,6 +51,61 @@ def shape_outline(shape: str, a: float, b: float) -> np.ndarray:
     raise ValueError(f"unknown shape {shape!r}")
 
 
+def _start_at_axis(outline: np.ndarray) -> np.ndarray:
+    """``outline`` (counter-clockwise, around 0) starting where it crosses the positive x axis."""
+    nxt = np.roll(outline, -1, axis=0)
+    for i, (p, q) in enumerate(zip(outline, nxt, strict=True)):
+        if p[1] <= 0.0 < q[1] or (p[1] == 0.0 and p[0] > 0):
+            t = -p[1] / (q[1] - p[1]) if q[1] != p[1] else 0.0
+            point = p + t * (q - p)
+            if point[0] > 0:
+                return np.vstack([point, outline[i + 1 :], outline[: i + 1]])
+    raise ValueError("outline does not cross the positive x axis")
+
+
+def _resample(outline: np.ndarray, count: int) -> np.ndarray:
+    """``count`` points spread evenly by arc length along the closed ``outline``."""
+    closed = np.vstack([outline, outline[:1]])
+    length = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(closed, axis=0), axis=1))])
+    at = np.linspace(0.0, length[-1], count, endpoint=False)
+    return np.stack([np.interp(at, length, closed[:, k]) for k in range(2)], axis=1)
+
+
+def polygon_area(outline: np.ndarray) -> float:
+    """Area of a simple polygon (shoelace formula; positive for counter-clockwise)."""
+    x, y = outline[:, 0], outline[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def morph_outline(
+    source: str, target: str, t: float, a: float, b: float, count: int = 192
+) -> np.ndarray:
+    """Outline ``t`` of the way from shape ``source`` to ``target`` (half-axes a, b), area πab.
+
+    Both outlines are resampled to ``count`` points by arc length from their crossing of the
+    positive x axis, interpolated point by point and scaled about 0 to keep the area. ``t = 0``
+    and ``t = 1`` give the two shapes' own outlines.
+    """
+    if t <= 0.0:
+        return shape_outline(source, a, b)
+    if t >= 1.0:
+        return shape_outline(target, a, b)
+    start = _resample(_start_at_axis(shape_outline(source, a, b)), count)
+    end = _resample(_start_at_axis(shape_outline(target, a, b)), count)
+    mixed = (1.0 - t) * start + t * end
+    return mixed * math.sqrt(math.pi * a * b / polygon_area(mixed))
+
+
+def part_outline(factors: dict, part: str, a: float, b: float) -> np.ndarray:
+    """The outline of ``part``: its shape, or a morph when ``factors`` holds ``{part}_morph`` =
+    (target shape, t) (set by :mod:`.interventions`; never drawn by the generator)."""
+    morph = factors.get(f"{part}_morph")
+    if morph is None:
+        return shape_outline(factors[f"{part}_shape"], a, b)
+    target, t = morph
+    return morph_outline(factors[f"{part}_shape"], target, float(t), a, b)
+
+
 def pattern_mask(texture: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Boolean pattern on pattern coordinates (u, v) in periods: where the pattern darkens."""
     if texture == "plain":
@@ -117,7 +172,7 @@ def render(factors: dict, size: int, rng: np.random.Generator) -> Rendered:
     for part in DRAW_ORDER:
         index = PARTS.index(part)
         (px, py), (a, b) = LAYOUT[part]
-        outline = shape_outline(factors[f"{part}_shape"], a, b) + np.array([px, py])
+        outline = part_outline(factors, part, a, b) + np.array([px, py])
         points = outline @ rot.T * radius + (cx, cy)
         x0 = max(math.floor(points[:, 0].min()) - 1, 0)
         y0 = max(math.floor(points[:, 1].min()) - 1, 0)
