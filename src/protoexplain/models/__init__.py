@@ -1,4 +1,4 @@
-"""ProtoPNet models: backbones, receptive fields, the module itself and its checkpoints."""
+"""Prototype models: the contract, backbones, receptive fields, the modules, checkpoints."""
 
 from protoexplain.models.backbones import create_backbone, list_backbones, register_backbone
 from protoexplain.models.checkpoint import load_model, model_metadata, save_model
@@ -8,14 +8,15 @@ from protoexplain.models.ppnet import (
     ModelSpec,
     ProtoOutput,
     ProtoPNet,
-    PrototypeModel,
     build_add_on_layers,
 )
+from protoexplain.models.protocol import InputSpec, PrototypeModel, model_device
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "InputSpec",
     "ModelSpec",
     "ProtoOutput",
     "ProtoPNet",
@@ -26,6 +27,7 @@ __all__ = [
     "create_backbone",
     "list_backbones",
     "load_model",
+    "model_device",
     "model_metadata",
     "register_backbone",
     "save_model",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -16,21 +16,11 @@ from torch import nn
 
 from protoexplain.errors import UserError
 from protoexplain.models.backbones import backbone_info, create_backbone
+from protoexplain.models.protocol import Box, InputSpec
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@runtime_checkable
-class PrototypeModel(Protocol):
-    """The surface an explainer needs from any prototype model."""
-
-    num_prototypes: int
-    prototype_class: torch.Tensor
-
-    def similarity_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, P, H, W) similarity of every latent cell to every prototype."""
 
 
 @dataclass
@@ -163,6 +153,20 @@ class ProtoPNet(nn.Module):
     def class_names(self) -> list[str]:
         return self.spec.class_names
 
+    @property
+    def input_spec(self) -> InputSpec:
+        """Image size, mean and std (from the spec)."""
+        return InputSpec(self.spec.image_size, self.spec.mean, self.spec.std)
+
+    @property
+    def main_class(self) -> torch.Tensor:
+        """Each prototype's own class (``prototype_class``)."""
+        return self.prototype_class
+
+    def class_weights(self) -> torch.Tensor:
+        """(P, C) one-hot of ``prototype_class``: one class per prototype."""
+        return F.one_hot(self.prototype_class, self.num_classes).to(torch.float32)
+
     def set_class_connections(self, incorrect_strength: float = -0.5) -> None:
         """Reset the last layer to +1 (own class) / ``incorrect_strength`` (other classes)."""
         identity = F.one_hot(self.prototype_class, self.num_classes).T.to(torch.float32)
@@ -215,6 +219,10 @@ class ProtoPNet(nn.Module):
         """Receptive field of a latent cell for square inputs (default: the model's size)."""
         size = image_size or self.spec.image_size
         return compute_receptive_field(self.features, size, self.spec.prototype_shape[2])
+
+    def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
+        """The receptive field of latent cell (h, w) on an ``image_size`` input."""
+        return self.receptive_field(image_size).box(cell_h, cell_w, image_size)
 
     def select_prototypes(self, keep: torch.Tensor | list[int]) -> None:
         """Keep only the prototypes ``keep`` (in that order), with their last-layer columns."""
