@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 
 from protoexplain.models import InputSpec, ModelSpec, ProtoPNet, PrototypeModel, model_device
@@ -47,7 +49,7 @@ def test_grid_box_is_the_upsampled_cell() -> None:
     # uneven split: 26 cells on 224 px; the boxes tile the image without gaps
     spans = [grid_box(0, w, (26, 26), 224)[2:] for w in range(26)]
     assert spans[0][0] == 0 and spans[-1][1] == 224
-    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in pairwise(spans))
 
 
 def test_strongest_class_and_device() -> None:

@@ -1,5 +1,6 @@
 """Prototype models: the contract, backbones, receptive fields, the modules, checkpoints."""
 
+from protoexplain.models.adapter import SimilarityModelAdapter
 from protoexplain.models.backbones import create_backbone, list_backbones, register_backbone
 from protoexplain.models.checkpoint import load_model, model_metadata, save_model
 from protoexplain.models.ppnet import (
@@ -22,6 +23,7 @@ __all__ = [
     "ProtoPNet",
     "PrototypeModel",
     "ReceptiveField",
+    "SimilarityModelAdapter",
     "build_add_on_layers",
     "compute_receptive_field",
     "create_backbone",

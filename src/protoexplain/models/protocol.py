@@ -88,3 +88,16 @@ def model_device(model: nn.Module) -> torch.device:
     for tensor in (*model.parameters(), *model.buffers()):
         return tensor.device
     return torch.device("cpu")
+
+
+@torch.no_grad()
+def probe_grid(model: nn.Module, image_size: int) -> tuple[int, int]:
+    """(H', W') of ``model.similarity_maps`` on an ``image_size`` input (one zero image, eval)."""
+    probe = torch.zeros(1, 3, image_size, image_size, device=model_device(model))
+    was_training = model.training
+    model.eval()
+    try:
+        height, width = model.similarity_maps(probe).shape[2:]
+    finally:
+        model.train(was_training)
+    return int(height), int(width)
