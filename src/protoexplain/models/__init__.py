@@ -3,6 +3,7 @@
 from protoexplain.models.adapter import SimilarityModelAdapter
 from protoexplain.models.backbones import create_backbone, list_backbones, register_backbone
 from protoexplain.models.checkpoint import load_model, model_metadata, save_model
+from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.models.ppnet import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -19,6 +20,8 @@ __all__ = [
     "IMAGENET_STD",
     "InputSpec",
     "ModelSpec",
+    "PIPNet",
+    "PIPNetSpec",
     "ProtoOutput",
     "ProtoPNet",
     "PrototypeModel",

@@ -94,6 +94,17 @@ class DenseNetFeatures(nn.Module):
         return torch.relu(self.features(x))
 
 
+class ConvNeXtFeatures(nn.Module):
+    """ConvNeXt ``features`` (stem and four stages), without pooling and classifier."""
+
+    def __init__(self, full: nn.Module) -> None:
+        super().__init__()
+        self.features = full.features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
 class SmallCNN(nn.Module):
     """A small, fast trunk for CPU demos and tests: four stride-2 conv–BN–ReLU blocks (÷16)."""
 
@@ -118,6 +129,7 @@ _TORCHVISION_FAMILIES: dict[str, type[nn.Module]] = {
     "vgg": VGGFeatures,
     "resnet": ResNetFeatures,
     "densenet": DenseNetFeatures,
+    "convnext": ConvNeXtFeatures,
 }
 
 _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
@@ -138,6 +150,7 @@ _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
     "densenet161": ("densenet", 2208, "DenseNet161_Weights"),
     "densenet169": ("densenet", 1664, "DenseNet169_Weights"),
     "densenet201": ("densenet", 1920, "DenseNet201_Weights"),
+    "convnext_tiny": ("convnext", 768, "ConvNeXt_Tiny_Weights"),
 }
 
 

@@ -23,6 +23,7 @@ from torch import nn
 from protoexplain import __version__
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_path, read_json, write_json
+from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
 
 WEIGHTS_FILE = "model.safetensors"
@@ -71,6 +72,7 @@ def _architecture_name(model: nn.Module) -> str:
 
 
 register_architecture("ProtoPNet", ModelSpec, ProtoPNet)
+register_architecture("PIPNet", PIPNetSpec, PIPNet)
 
 
 def save_model(
