@@ -350,7 +350,8 @@ def train(
     resume: bool = False,
     dry_run: bool = False,
 ) -> Path:
-    """Train a ProtoPNet as ``config`` says into the run folder ``out_dir``; return ``model/``.
+    """Train the model ``config`` says (``[model] architecture``: ProtoPNet or PIP-Net) into the
+    run folder ``out_dir``; return ``model/``.
 
     Under torchrun each process calls this; they share the work (DDP) and rank 0 writes.
     ``resume`` continues after the last completed step with identical results.
@@ -362,7 +363,13 @@ def train(
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_run_files(config, out_dir, context, resume)
         barrier(context)
-        trainer = Trainer(config, out_dir, context, dry_run)
+        trainer_class = Trainer
+        if config.model.architecture == "pipnet":
+            # imported here: pipnet_train builds on this module's Trainer
+            from protoexplain.training.pipnet_train import PIPNetTrainer
+
+            trainer_class = PIPNetTrainer
+        trainer = trainer_class(config, out_dir, context, dry_run)
         if resume:
             trainer.resume()
         return trainer.run()
