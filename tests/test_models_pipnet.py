@@ -99,3 +99,15 @@ def test_bad_spec_is_a_user_error() -> None:
         PIPNetSpec("vgg11", 2)
     with pytest.raises(UserError, match="threshold"):
         PIPNetSpec("small_cnn", 2, threshold=1.5)
+
+
+def test_protopnet_only_analyses_refuse_a_pipnet_in_one_line() -> None:
+    from PIL import Image
+
+    from protoexplain.analysis.local import analyze_image
+    from protoexplain.analysis.nearest import find_neighbours
+
+    with pytest.raises(UserError, match="analyze-image works on ProtoPNet models only"):
+        analyze_image(make_pipnet(), Image.new("RGB", (32, 32)))
+    with pytest.raises(UserError, match="nearest works on ProtoPNet models only"):
+        find_neighbours(make_pipnet(), None, 1)

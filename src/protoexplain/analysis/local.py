@@ -17,7 +17,7 @@ from torchvision.transforms import functional as TF
 
 from protoexplain.analysis.heatmap import Box, boxes, upsample
 from protoexplain.data import load_rgb
-from protoexplain.models import ProtoPNet
+from protoexplain.models import ProtoPNet, require_protopnet
 
 
 @dataclass
@@ -128,6 +128,7 @@ def analyze_image(
     top_classes: int = 3,
 ) -> ImageAnalysis:
     """Analyse one image (PIL image or path) with ``model`` on the model's device."""
+    require_protopnet(model, "analyze-image")
     device = model.prototype_vectors.device
     size = model.spec.image_size
     pixels = prepare_image(image, size)

@@ -26,7 +26,7 @@ from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open
 from protoexplain.imaging import heatmap_overlay
-from protoexplain.models import ProtoPNet
+from protoexplain.models import ProtoPNet, require_protopnet
 from protoexplain.training import find_nearest_patches
 
 NEAREST_COLUMNS = [
@@ -65,6 +65,7 @@ def find_neighbours(
     progress: bool = False,
 ) -> Neighbours:
     """The ``k`` nearest images of every prototype among all images of ``dataset``."""
+    require_protopnet(model, "nearest")
     if k < 1:
         raise UserError(f"--k must be at least 1 (got {k})")
     loader = make_loader(dataset, batch_size=batch_size, workers=workers)

@@ -11,6 +11,7 @@ from protoexplain.models.ppnet import (
     ProtoOutput,
     ProtoPNet,
     build_add_on_layers,
+    require_protopnet,
 )
 from protoexplain.models.protocol import InputSpec, PrototypeModel, model_device
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
@@ -35,5 +36,6 @@ __all__ = [
     "model_device",
     "model_metadata",
     "register_backbone",
+    "require_protopnet",
     "save_model",
 ]

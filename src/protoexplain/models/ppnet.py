@@ -237,3 +237,13 @@ class ProtoPNet(nn.Module):
             self.last_layer.weight.copy_(weight)
         self.spec.prototype_shape = (keep.numel(), *self.spec.prototype_shape[1:])
         self.spec.prototype_class = self.prototype_class.tolist()
+
+
+def require_protopnet(model: nn.Module, command: str) -> ProtoPNet:
+    """``model`` itself when it is a ProtoPNet; otherwise a one-line error naming ``command``."""
+    if not isinstance(model, ProtoPNet):
+        raise UserError(
+            f"{command} works on ProtoPNet models only; this model is a {type(model).__name__} "
+            "(explain, evaluate and report work on every architecture)"
+        )
+    return model

@@ -34,11 +34,11 @@ def _train(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from protoexplain.data import ImageFolderDataset, eval_transform
     from protoexplain.device import resolve_device
-    from protoexplain.models import load_model, save_model
+    from protoexplain.models import load_model, require_protopnet, save_model
     from protoexplain.training import push_prototypes, save_push_artifacts, train_last_layer
 
     device = resolve_device(args.device)
-    model = load_model(args.model_dir, device=device)
+    model = require_protopnet(load_model(args.model_dir, device=device), "push")
     spec = model.spec
     dataset = ImageFolderDataset(
         args.push_data, eval_transform(spec.image_size, spec.mean, spec.std),
