@@ -14,7 +14,7 @@ Parameter names: ``features`` (trunk), ``add_on``, ``classification`` (``weight`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -24,7 +24,15 @@ from torch import nn
 from protoexplain.errors import UserError
 from protoexplain.models.backbones import create_backbone
 from protoexplain.models.ppnet import IMAGENET_MEAN, IMAGENET_STD
-from protoexplain.models.protocol import Box, InputSpec, grid_box, probe_grid, strongest_class
+from protoexplain.models.protocol import (
+    Box,
+    SpecProperties,
+    StoredSpec,
+    check_normalisation,
+    grid_box,
+    probe_grid,
+    strongest_class,
+)
 
 PIPNET_TRUNKS = ("resnet18", "resnet50", "convnext_tiny_26", "convnext_tiny_13", "small_cnn")
 # ConvNeXt: stride-2 convolutions with more input channels than this become stride 1
@@ -32,7 +40,7 @@ _CONVNEXT_THRESHOLD = {"convnext_tiny_26": 100, "convnext_tiny_13": 300}
 
 
 @dataclass
-class PIPNetSpec:
+class PIPNetSpec(StoredSpec):
     """Everything needed to rebuild a PIP-Net (stored in ``model.json``).
 
     ``num_prototypes`` 0 = one prototype per trunk channel, no add-on convolution (the published
@@ -69,17 +77,7 @@ class PIPNetSpec:
                             "classes")
         if not math.isfinite(self.threshold) or not 0 <= self.threshold < 1:
             raise UserError(f"PIP-Net threshold must be in [0, 1), got {self.threshold!r}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise UserError("mean and std must give one value per colour channel (three each)")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> PIPNetSpec:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        check_normalisation(self.mean, self.std)
 
 
 class PIPOutput(NamedTuple):
@@ -136,7 +134,7 @@ def _last_conv_channels(trunk: nn.Module) -> int:
     return [m for m in trunk.modules() if isinstance(m, nn.Conv2d)][-1].out_channels
 
 
-class PIPNet(nn.Module):
+class PIPNet(SpecProperties, nn.Module):
     """PIP-Net. Inputs are normalised image batches (B, 3, H, W)."""
 
     def __init__(self, spec: PIPNetSpec, backbone_weights: str | None = None) -> None:
@@ -157,18 +155,6 @@ class PIPNet(nn.Module):
     @property
     def num_prototypes(self) -> int:
         return int(self.classification.weight.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.spec.class_names
-
-    @property
-    def input_spec(self) -> InputSpec:
-        return InputSpec(self.spec.image_size, self.spec.mean, self.spec.std)
 
     def class_weights(self) -> torch.Tensor:
         """(P, C) the last layer's effective (non-negative) weights."""

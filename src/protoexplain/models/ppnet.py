@@ -7,7 +7,7 @@ Parameter names follow the original code (``features``, ``add_on_layers``, ``pro
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import torch
@@ -16,7 +16,7 @@ from torch import nn
 
 from protoexplain.errors import UserError
 from protoexplain.models.backbones import backbone_info, create_backbone
-from protoexplain.models.protocol import Box, InputSpec
+from protoexplain.models.protocol import Box, SpecProperties, StoredSpec, check_normalisation
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -24,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
-class ModelSpec:
+class ModelSpec(StoredSpec):
     """Everything needed to rebuild a ProtoPNet (stored in ``model.json``)."""
 
     backbone: str
@@ -47,8 +47,7 @@ class ModelSpec:
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
                 or self.num_classes < 1:
             raise UserError(f"the number of classes must be at least 1, got {self.num_classes!r}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise UserError("mean and std must give one value per colour channel (three each)")
+        check_normalisation(self.mean, self.std)
         num_prototypes = self.prototype_shape[0]
         if not self.class_names:
             self.class_names = [str(i) for i in range(self.num_classes)]
@@ -78,15 +77,6 @@ class ModelSpec:
         if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) \
                 or not math.isfinite(self.epsilon) or self.epsilon <= 0:
             raise UserError(f"epsilon must be a positive number, got {self.epsilon!r}")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSpec:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
 
 
 class ProtoOutput(NamedTuple):
@@ -122,7 +112,7 @@ def build_add_on_layers(kind: str, in_channels: int, depth: int) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class ProtoPNet(nn.Module):
+class ProtoPNet(SpecProperties, nn.Module):
     """ProtoPNet (Chen et al., 2019). Inputs are normalised image batches (B, 3, H, W)."""
 
     def __init__(self, spec: ModelSpec, backbone_weights: str | None = None) -> None:
@@ -144,19 +134,6 @@ class ProtoPNet(nn.Module):
     @property
     def num_prototypes(self) -> int:
         return self.prototype_vectors.shape[0]
-
-    @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
-
-    @property
-    def class_names(self) -> list[str]:
-        return self.spec.class_names
-
-    @property
-    def input_spec(self) -> InputSpec:
-        """Image size, mean and std (from the spec)."""
-        return InputSpec(self.spec.image_size, self.spec.mean, self.spec.std)
 
     @property
     def main_class(self) -> torch.Tensor:

@@ -9,13 +9,34 @@ stands for. ProtoPNet, PIP-Net and :class:`~protoexplain.models.adapter.Similari
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
+from protoexplain.errors import UserError
+
 Box = tuple[int, int, int, int]
+
+
+class StoredSpec:
+    """Mixin for an architecture's spec dataclass: what ``model.json`` stores and rebuilds."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**data)
+
+
+def check_normalisation(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """One mean and one std per colour channel, or a one-line error."""
+    if len(mean) != 3 or len(std) != 3:
+        raise UserError("mean and std must give one value per colour channel (three each)")
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,26 @@ class InputSpec:
         mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, 3, 1, 1)
         return (images - mean) / std
+
+
+class SpecProperties:
+    """Mixin for a module whose ``spec`` holds ``num_classes``, ``class_names``, ``image_size``,
+    ``mean`` and ``std``: the contract's members that read it."""
+
+    spec: Any
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.spec.class_names
+
+    @property
+    def input_spec(self) -> InputSpec:
+        """Image size, mean and std (from the spec)."""
+        return InputSpec(self.spec.image_size, self.spec.mean, self.spec.std)
 
 
 @runtime_checkable

@@ -22,8 +22,8 @@ from protoexplain.errors import UserError
 from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.training.config import PIPNetConfig, RunConfig
 from protoexplain.training.datasets import build_run_data, train_loader
-from protoexplain.training.distributed import DistContext, all_reduce_sum
-from protoexplain.training.epoch import Precision
+from protoexplain.training.distributed import DistContext
+from protoexplain.training.epoch import EpochTotals, Precision
 from protoexplain.training.loop import Trainer, seed_everything
 from protoexplain.training.phases import (
     GroupSettings,
@@ -113,7 +113,7 @@ def run_pipnet_epoch(
     """Train one epoch of ``step``'s phase on two-view batches; mean loss terms and accuracy."""
     weights = PHASE_LOSSES[step.kind]
     align = weights.align_weight(step.epoch, pretrain_epochs)
-    sums = torch.zeros(len(TERMS) + 2, dtype=torch.float64)
+    totals = EpochTotals(TERMS)
     bar = tqdm(batches, desc=step.label, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
         if max_batches is not None and number >= max_batches:
@@ -132,16 +132,10 @@ def run_pipnet_epoch(
         optimizer.step()
         if step.kind != "pretrain":
             _shrink_classifier(model)
-        size = 2 * labels.shape[0]
-        values = [loss.detach(), *terms.values()]
-        sums[: len(TERMS)] += torch.tensor([float(v) * size for v in values], dtype=torch.float64)
-        sums[-2] += float((output.scores.argmax(dim=1) == labels.repeat(2)).sum())
-        sums[-1] += size
-    sums = all_reduce_sum(sums, context)
-    count = max(float(sums[-1]), 1.0)
-    result = {name: float(sums[i]) / count for i, name in enumerate(TERMS)}
-    result["train_acc"] = float(sums[-2]) / count
-    return result
+        correct = float((output.scores.argmax(dim=1) == labels.repeat(2)).sum())
+        totals.add([loss.detach(), *terms.values()], correct, 2 * labels.shape[0])
+        bar.set_postfix({"loss": f"{float(loss):.3g}", "acc": f"{totals.accuracy:.3f}"})
+    return totals.means(context)
 
 
 @torch.no_grad()
