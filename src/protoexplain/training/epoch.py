@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.models.protocol import PrototypeModel
 from protoexplain.training.distributed import DistContext, all_reduce_sum
 from protoexplain.training.losses import LossWeights, protopnet_loss
 
@@ -121,7 +122,7 @@ def run_epoch(
 
 @torch.inference_mode()
 def evaluate(
-    model: ProtoPNet,
+    model: PrototypeModel,
     batches: Iterable[Any],
     context: DistContext,
     precision: Precision = Precision(),
