@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from protoexplain.analysis.evaluate import predict_logits
+from protoexplain.analysis.nearest import find_neighbours, nearest_table, open_dataset
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset, explain_image
 from protoexplain.models import (
@@ -94,3 +95,19 @@ def test_report_locates_patches(model, images) -> None:
     assert example.pixels.shape == (32, 32, 3)
     h0, h1, w0, w1 = example.box
     assert 0 <= h0 < h1 <= 32 and 0 <= w0 < w1 <= 32
+
+
+def test_nearest_patches_match_a_naive_search(model, images, tmp_path) -> None:
+    dataset = open_dataset(model, images)
+    found = find_neighbours(model, dataset, k=2, batch_size=3)
+    with torch.no_grad():
+        maps = torch.cat([model.similarity_maps(dataset[i][0][None]) for i in range(4)])
+    best = maps.flatten(2).amax(dim=2)  # (images, P): each image's best similarity
+    for j in range(4):
+        order = sorted(range(4), key=lambda i: (-float(best[i, j]), i))[:2]
+        assert found.image_index[j].tolist() == order
+        cell = int(maps[order[0], j].flatten().argmax())
+        assert (found.cell_h[j, 0], found.cell_w[j, 0]) == divmod(cell, maps.shape[3])
+    table = nearest_table(model, dataset, found, tmp_path)
+    assert len(table) == 8 and (tmp_path / "p0000_r01_patch.png").is_file()
+    assert table["prototype_class"].tolist() == np.repeat(model.main_class.numpy(), 2).tolist()

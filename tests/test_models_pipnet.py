@@ -105,9 +105,6 @@ def test_protopnet_only_analyses_refuse_a_pipnet_in_one_line() -> None:
     from PIL import Image
 
     from protoexplain.analysis.local import analyze_image
-    from protoexplain.analysis.nearest import find_neighbours
 
     with pytest.raises(UserError, match="analyze-image works on ProtoPNet models only"):
         analyze_image(make_pipnet(), Image.new("RGB", (32, 32)))
-    with pytest.raises(UserError, match="nearest works on ProtoPNet models only"):
-        find_neighbours(make_pipnet(), None, 1)

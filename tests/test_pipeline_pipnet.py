@@ -40,7 +40,7 @@ freeze_epochs = 1
 pretrain_batch = 16
 
 [nearest]
-enabled = false
+k = 2
 
 [explain]
 splits = ["test"]
@@ -60,7 +60,7 @@ def test_run_trains_explains_and_reports_a_pipnet(tmp_path) -> None:
     outcomes = run_pipeline(config, run, device="cpu", log=lambda line: None)
     assert {o.name: o.status for o in outcomes} == {
         "data": "ran", "train": "ran", "prune": "disabled", "evaluate": "ran",
-        "nearest": "disabled", "explain": "ran", "report": "ran"}
+        "nearest": "ran", "explain": "ran", "report": "ran"}
     model = load_model(run / "train" / "model")
     assert isinstance(model, PIPNet) and model.num_prototypes == 4
     description = json.loads((run / "train" / "model" / "model.json").read_text())
@@ -70,4 +70,6 @@ def test_run_trains_explains_and_reports_a_pipnet(tmp_path) -> None:
     scores = pd.read_csv(run / "explain" / "test" / "global_scores.csv")
     assert sorted(scores["prototype"].unique()) == [0, 1, 2, 3]
     assert set(scores["modification"]) == {"hue", "shape"}
+    nearest = pd.read_csv(run / "nearest" / "nearest.csv")
+    assert len(nearest) == 4 * 2 and (nearest["distance"] <= 0).all()  # −presence
     assert (run / "report" / "index.html").is_file()

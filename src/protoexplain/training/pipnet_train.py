@@ -134,7 +134,7 @@ def run_pipnet_epoch(
             _shrink_classifier(model)
         correct = float((output.scores.argmax(dim=1) == labels.repeat(2)).sum())
         totals.add([loss.detach(), *terms.values()], correct, 2 * labels.shape[0])
-        bar.set_postfix({"loss": f"{float(loss):.3g}", "acc": f"{totals.accuracy:.3f}"})
+        bar.set_postfix({"loss": f"{float(loss.detach()):.3g}", "acc": f"{totals.accuracy:.3f}"})
     return totals.means(context)
 
 
