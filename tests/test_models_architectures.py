@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from protoexplain.analysis.evaluate import predict_logits
+from protoexplain.analysis.local import analyze_image
 from protoexplain.analysis.nearest import find_neighbours, nearest_table, open_dataset
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset, explain_image
@@ -111,3 +112,16 @@ def test_nearest_patches_match_a_naive_search(model, images, tmp_path) -> None:
     table = nearest_table(model, dataset, found, tmp_path)
     assert len(table) == 8 and (tmp_path / "p0000_r01_patch.png").is_file()
     assert table["prototype_class"].tolist() == np.repeat(model.main_class.numpy(), 2).tolist()
+
+
+def test_image_analysis_contributions_sum_to_the_logits(model, images) -> None:
+    image = Image.open(images / "a" / "0.png")
+    analysis = analyze_image(model, image, top_k=3, top_classes=2)
+    # independent: the logits of the model itself on the resized, normalised image
+    assert np.allclose(analysis.contributions.sum(axis=1), analysis.logits, atol=1e-5)
+    for evidence in analysis.top_classes:
+        total = sum(p.contribution for p in evidence.prototypes) + evidence.other_contribution
+        assert total == pytest.approx(evidence.logit, abs=1e-5)
+    top = analysis.top_prototypes[0]
+    assert top.similarity == pytest.approx(float(analysis.similarity_maps[top.prototype].max()))
+    assert top.rf_box == model.cell_box(top.cell_h, top.cell_w, 32)

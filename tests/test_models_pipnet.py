@@ -101,10 +101,12 @@ def test_bad_spec_is_a_user_error() -> None:
         PIPNetSpec("small_cnn", 2, threshold=1.5)
 
 
-def test_protopnet_only_analyses_refuse_a_pipnet_in_one_line() -> None:
-    from PIL import Image
 
-    from protoexplain.analysis.local import analyze_image
+def test_protopnet_only_commands_refuse_a_pipnet_in_one_line(tmp_path) -> None:
+    from protoexplain.analysis.prune import PruneConfig, prune_model_folder
+    from protoexplain.cli import main
 
-    with pytest.raises(UserError, match="analyze-image works on ProtoPNet models only"):
-        analyze_image(make_pipnet(), Image.new("RGB", (32, 32)))
+    save_model(make_pipnet(), tmp_path / "m")
+    with pytest.raises(UserError, match="prune works on ProtoPNet models only"):
+        prune_model_folder(tmp_path / "m", tmp_path, tmp_path / "out", PruneConfig())
+    assert main(["push", str(tmp_path / "m"), str(tmp_path)]) == 2

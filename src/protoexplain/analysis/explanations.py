@@ -18,7 +18,7 @@ from protoexplain.errors import UserError
 from protoexplain.explain import explain_image
 from protoexplain.explain.modifications import DEFAULT_FAMILY
 from protoexplain.fileio import read_json, read_json_if_intact
-from protoexplain.models import PrototypeModel
+from protoexplain.models import PrototypeModel, model_device
 
 EXPLAIN_FILE = "explain.json"
 GLOBAL_FILE = "global_scores.csv"
@@ -88,7 +88,7 @@ def attach_importances(
         modifications=list(description["strengths"]),
         strengths=description["strengths"],
         family=description.get("family", DEFAULT_FAMILY),
-        device=model.prototype_vectors.device,
+        device=model_device(model),
     )
     local_scores = _keyed(local[local["prototype"].isin(shown)], "delta")
     global_scores = _keyed(scores[scores["prototype"].isin(shown)], "weighted_delta")

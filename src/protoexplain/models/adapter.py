@@ -90,6 +90,10 @@ class SimilarityModelAdapter(nn.Module):
         pooled = self.similarity_maps(x).flatten(2).amax(dim=2)
         return pooled @ self.weights.to(pooled.dtype)
 
+    def linear_evidence(self, similarities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``class_weights`` transposed and the similarities (exact for the default logits)."""
+        return self.weights.T, similarities
+
     def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
         """The cell of the similarity map upsampled to ``image_size``."""
         if image_size not in self._grids:

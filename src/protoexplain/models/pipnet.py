@@ -182,6 +182,12 @@ class PIPNet(SpecProperties, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classify(self.forward_details(x).pooled)
 
+    def linear_evidence(self, similarities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``relu(W)`` and the pooled presences with those below the threshold set to 0 (the
+        bias, when there is one, is not part of the evidence)."""
+        kept = torch.where(similarities < self.spec.threshold, 0.0, similarities)
+        return torch.relu(self.classification.weight.detach()), kept
+
     def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
         """The cell of the presence map upsampled to ``image_size``."""
         if image_size not in self._grids:

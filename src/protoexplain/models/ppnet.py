@@ -197,6 +197,10 @@ class ProtoPNet(SpecProperties, nn.Module):
         size = image_size or self.spec.image_size
         return compute_receptive_field(self.features, size, self.spec.prototype_shape[2])
 
+    def linear_evidence(self, similarities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's signed weights and the similarities themselves."""
+        return self.last_layer.weight.detach(), similarities
+
     def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
         """The receptive field of latent cell (h, w) on an ``image_size`` input."""
         return self.receptive_field(image_size).box(cell_h, cell_w, image_size)

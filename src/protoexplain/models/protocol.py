@@ -110,6 +110,10 @@ class PrototypeModel(Protocol):
     def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
         """Image box ``(h0, h1, w0, w1)`` (exclusive ends) that latent cell (h, w) stands for."""
 
+    def linear_evidence(self, similarities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """For (P,) best similarities: the last layer's (C, P) weights and the (P,) values it
+        multiplies, so that logits = weights @ values (the local analysis' contributions)."""
+
 
 def strongest_class(weights: torch.Tensor) -> torch.Tensor:
     """(P,) index of each prototype's largest class weight (first on ties)."""
