@@ -1,4 +1,5 @@
-"""Commands ``train``, ``push`` and ``config``: ProtoPNet training and prototype projection."""
+"""Commands ``train``, ``push`` and ``config``: training (ProtoPNet, PIP-Net) and ProtoPNet's
+prototype projection."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ def _train(args: argparse.Namespace) -> int:
         final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
     if final.exists() and is_main_process():
         meta = model_metadata(final)
+        pushed = final / "prototypes"
+        where = f"prototypes in {pushed}; " if pushed.is_dir() else ""
         print(
             f"trained model: {final} (test accuracy {meta.get('test_acc')}, validation "
-            f"{meta.get('val_acc')}); prototypes in {final / 'prototypes'}; metrics in "
+            f"{meta.get('val_acc')}); {where}metrics in "
             f"{out / 'metrics.csv'}; checkpoints in {out / 'checkpoints'}"
         )
     return 0
@@ -81,11 +84,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train``, ``push`` and ``config``."""
     train = subparsers.add_parser(
         "train",
-        help="train a ProtoPNet (warm-up, joint, push, last layer) from a TOML config",
+        help="train a ProtoPNet (warm-up, joint, push, last layer) or a PIP-Net (pre-training, "
+        "training) from a TOML config",
         description=(
-            "Train a ProtoPNet as the config says. Launch with torchrun for several GPUs or "
-            "processes. The run folder gets config.toml, metrics.csv, train.log, checkpoints/ "
-            "and model/ (the final model with its prototype images)."
+            "Train the model the config says ([model] architecture = protopnet | pipnet). Launch "
+            "with torchrun for several GPUs or processes (ProtoPNet only). The run folder gets "
+            "config.toml, metrics.csv, train.log, checkpoints/ and model/ (the final model; "
+            "ProtoPNet's with its prototype images)."
         ),
     )
     train.add_argument("--config", required=True, help="TOML config ('protoexplain config')")
