@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from protoexplain.outputs import LOCK_NAME
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
@@ -39,8 +41,9 @@ def random_rgb(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` (hidden ones included) by relative path → content."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
+    """Every file under ``root`` (hidden ones included, the output lock not) by relative path →
+    content."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != LOCK_NAME)
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in files}
 
 

@@ -12,6 +12,7 @@ from protoexplain.models.backbones import backbone_info
 from protoexplain.models.legacy import import_legacy
 from protoexplain.models.pipnet import PIPNET_TRUNKS
 from protoexplain.models.pipnet_legacy import import_pipnet_legacy
+from protoexplain.outputs import LOCK_NAME, locked_output
 
 ORDER = 10
 
@@ -24,23 +25,23 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir} is not empty; import into a new folder so that no model or "
-                        "file there is overwritten")
     pipnet = args.architecture == "pipnet"
     if args.arch not in (PIPNET_TRUNKS if pipnet else list_backbones()):
         known = ", ".join(PIPNET_TRUNKS if pipnet else list_backbones())
         raise UserError(f"--arch {args.arch} is no {args.architecture} backbone; choose one of: "
                         f"{known}")
     load = import_pipnet_legacy if pipnet else import_legacy
-    model = load(args.checkpoint, args.arch, args.classes, args.image_size)
     source = "original PIP-Net" if pipnet else "original ProtoPNet"
-    out = save_model(
-        model,
-        args.out_dir,
-        metadata={"imported_from": Path(args.checkpoint).name, "source": source},
-    )
+    with locked_output(args.out_dir, "import-legacy") as out_dir:
+        if any(p.name != LOCK_NAME for p in out_dir.iterdir()):
+            raise UserError(f"{out_dir} is not empty; import into a new folder so that no model "
+                            "or file there is overwritten")
+        model = load(args.checkpoint, args.arch, args.classes, args.image_size)
+        out = save_model(
+            model,
+            out_dir,
+            metadata={"imported_from": Path(args.checkpoint).name, "source": source},
+        )
     print(
         f"imported {model.num_prototypes} prototypes, {model.num_classes} classes, "
         f"backbone {args.arch}, image size {model.input_spec.image_size} -> {out}/"
