@@ -83,3 +83,18 @@ def test_wrong_maps_and_weights_are_one_line_errors() -> None:
     three = SimilarityModelAdapter(ChannelSimilarity(), spec, torch.ones(3, 2))
     with pytest.raises(UserError, match="expected"):
         three.similarity_maps(torch.zeros(1, 3, 16, 16))
+
+
+def test_an_adapted_model_is_not_saved_and_unknown_architectures_are_named(tmp_path) -> None:
+    import json
+
+    from protoexplain.models import ModelSpec, ProtoPNet, load_model, save_model
+
+    with pytest.raises(UserError, match="no registered architecture"):
+        save_model(make_adapter(), tmp_path / "adapted")
+    save_model(ProtoPNet(ModelSpec("small_cnn", 2, (2, 8, 1, 1), image_size=32)), tmp_path / "m")
+    description = json.loads((tmp_path / "m" / "model.json").read_text())
+    description["architecture"] = "ProtoTree"
+    (tmp_path / "m" / "model.json").write_text(json.dumps(description))
+    with pytest.raises(UserError, match=r"unknown architecture 'ProtoTree'.*ProtoPNet, PIPNet"):
+        load_model(tmp_path / "m")
