@@ -58,7 +58,8 @@ def backbone_info(name: str) -> BackboneInfo:
 
 
 class VGGFeatures(nn.Module):
-    """VGG convolutional stack including its last max-pool (``features.<idx>`` as the original)."""
+    """A torchvision model's ``features`` stack alone (``features.<idx>`` as the original): VGG's
+    convolutions including the last max-pool; ConvNeXt's stem and four stages."""
 
     def __init__(self, full: nn.Module) -> None:
         super().__init__()
@@ -94,17 +95,6 @@ class DenseNetFeatures(nn.Module):
         return torch.relu(self.features(x))
 
 
-class ConvNeXtFeatures(nn.Module):
-    """ConvNeXt ``features`` (stem and four stages), without pooling and classifier."""
-
-    def __init__(self, full: nn.Module) -> None:
-        super().__init__()
-        self.features = full.features
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
 class SmallCNN(nn.Module):
     """A small, fast trunk for CPU demos and tests: four stride-2 conv–BN–ReLU blocks (÷16)."""
 
@@ -129,7 +119,7 @@ _TORCHVISION_FAMILIES: dict[str, type[nn.Module]] = {
     "vgg": VGGFeatures,
     "resnet": ResNetFeatures,
     "densenet": DenseNetFeatures,
-    "convnext": ConvNeXtFeatures,
+    "convnext": VGGFeatures,
 }
 
 _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
