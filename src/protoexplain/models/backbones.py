@@ -57,7 +57,7 @@ def backbone_info(name: str) -> BackboneInfo:
         ) from None
 
 
-class VGGFeatures(nn.Module):
+class FeatureStack(nn.Module):
     """A torchvision model's ``features`` stack alone (``features.<idx>`` as the original): VGG's
     convolutions including the last max-pool; ConvNeXt's stem and four stages."""
 
@@ -116,10 +116,10 @@ class SmallCNN(nn.Module):
 
 
 _TORCHVISION_FAMILIES: dict[str, type[nn.Module]] = {
-    "vgg": VGGFeatures,
+    "vgg": FeatureStack,
     "resnet": ResNetFeatures,
     "densenet": DenseNetFeatures,
-    "convnext": VGGFeatures,
+    "convnext": FeatureStack,
 }
 
 _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
