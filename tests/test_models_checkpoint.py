@@ -69,7 +69,7 @@ def test_registry_lists_all_paper_backbones_and_the_small_one():
     expected = {f"resnet{n}" for n in (18, 34, 50, 101, 152)}
     expected |= {f"densenet{n}" for n in (121, 161, 169, 201)}
     expected |= {f"vgg{n}{bn}" for n in (11, 13, 16, 19) for bn in ("", "_bn")}
-    assert expected | {"small_cnn"} == names
+    assert expected | {"small_cnn", "convnext_tiny"} == names
     assert len(expected) == 17
 
 

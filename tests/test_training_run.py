@@ -177,3 +177,25 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(config_file, tm
     assert "Traceback" not in err and len(lines) == 1, err
     assert lines[0].startswith(f"protoexplain: error: checkpoint {last} cannot be resumed")
     assert "train into a new --out folder" in lines[0]
+
+
+def test_bad_data_is_refused_before_the_run_folder_is_written(tmp_path, capsys):
+    """Issue 20, 6: train wrote config.toml and run.json, then refused the data."""
+    import shutil
+
+    from protoexplain.cli import main
+
+    data = tmp_path / "synth"
+    generate_synthetic(data, "mixed", seed=0, size=32, train_per_class=2, test_per_class=1,
+                       progress=False)
+    shutil.rmtree(next(path for path in sorted((data / "test").iterdir()) if path.is_dir()))
+    config = tmp_path / "run.toml"
+    config.write_text(CONFIG.format(data=data.as_posix()), encoding="utf-8")
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    argv = ["train", "--config", str(config), "--out", str(out), "--device", "cpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classes but" in err[0], err
+    assert sorted(path.name for path in out.iterdir()) == ["notes.txt"]

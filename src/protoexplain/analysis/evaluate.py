@@ -19,7 +19,7 @@ from tqdm import tqdm
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, write_json
-from protoexplain.models import ProtoPNet
+from protoexplain.models import PrototypeModel, model_device
 
 
 @dataclass
@@ -51,7 +51,9 @@ def confusion_matrix(logits: np.ndarray, labels: np.ndarray, num_classes: int) -
     return matrix
 
 
-def check_classes(model: ProtoPNet, dataset_classes: Sequence[str], name: str, root: Path) -> None:
+def check_classes(
+    model: PrototypeModel, dataset_classes: Sequence[str], name: str, root: Path
+) -> None:
     """Stop when a model and a data folder differ in class count; warn when names differ."""
     if len(dataset_classes) != model.num_classes:
         raise UserError(
@@ -73,7 +75,7 @@ def check_classes(model: ProtoPNet, dataset_classes: Sequence[str], name: str, r
 
 @torch.inference_mode()
 def predict_logits(
-    model: ProtoPNet,
+    model: PrototypeModel,
     root: str | Path,
     *,
     batch_size: int = 100,
@@ -82,10 +84,10 @@ def predict_logits(
     desc: str = "evaluate",
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(N, C) logits and (N,) labels of every image in ``root``, in dataset order."""
-    spec = model.spec
+    spec = model.input_spec
     dataset = ImageFolderDataset(root, eval_transform(spec.image_size, spec.mean, spec.std))
     check_classes(model, dataset.classes, desc, Path(root))
-    device = model.prototype_vectors.device
+    device = model_device(model)
     logits = torch.zeros(len(dataset), model.num_classes)
     seen = torch.zeros(len(dataset), dtype=torch.bool)
     was_training = model.training
@@ -102,7 +104,7 @@ def predict_logits(
 
 
 def evaluate_models(
-    models: Sequence[ProtoPNet],
+    models: Sequence[PrototypeModel],
     root: str | Path,
     *,
     names: Sequence[str] | None = None,

@@ -18,7 +18,7 @@ from protoexplain.errors import UserError
 from protoexplain.explain import explain_image
 from protoexplain.explain.modifications import DEFAULT_FAMILY
 from protoexplain.fileio import read_json, read_json_if_intact
-from protoexplain.models import ProtoPNet
+from protoexplain.models import PrototypeModel, model_device
 
 EXPLAIN_FILE = "explain.json"
 GLOBAL_FILE = "global_scores.csv"
@@ -30,7 +30,9 @@ def _candidates(model_dir: Path) -> list[Path]:
     return [folder for root in roots for folder in (root, root / "test", root / "train")]
 
 
-def _names_model(description: dict, explain_dir: Path, model: ProtoPNet, model_dir: Path) -> bool:
+def _names_model(
+    description: dict, explain_dir: Path, model: PrototypeModel, model_dir: Path
+) -> bool:
     """Whether ``explain.json`` was written for this model (same folder, same prototype count)."""
     recorded = description.get("model")
     if not recorded or description.get("n_prototypes") != model.num_prototypes:
@@ -39,7 +41,7 @@ def _names_model(description: dict, explain_dir: Path, model: ProtoPNet, model_d
     return any((base / recorded).resolve() == model_dir for base in bases)
 
 
-def find_explain_dir(model_dir: str | Path, model: ProtoPNet) -> Path | None:
+def find_explain_dir(model_dir: str | Path, model: PrototypeModel) -> Path | None:
     """An ``explain`` output folder beside the model whose ``explain.json`` names this model."""
     model_dir = Path(model_dir).resolve()
     for folder in _candidates(model_dir):
@@ -63,7 +65,7 @@ def _keyed(frame: pd.DataFrame, value: str) -> dict[int, dict[str, float]]:
 
 
 def attach_importances(
-    analysis: ImageAnalysis, model: ProtoPNet, image: Image.Image, explain_dir: str | Path
+    analysis: ImageAnalysis, model: PrototypeModel, image: Image.Image, explain_dir: str | Path
 ) -> None:
     """Add to every shown prototype its local importances on this image (Δ = s − s_m, computed
     with the modifications the explain run used) and its global scores (in place)."""
@@ -86,7 +88,7 @@ def attach_importances(
         modifications=list(description["strengths"]),
         strengths=description["strengths"],
         family=description.get("family", DEFAULT_FAMILY),
-        device=model.prototype_vectors.device,
+        device=model_device(model),
     )
     local_scores = _keyed(local[local["prototype"].isin(shown)], "delta")
     global_scores = _keyed(scores[scores["prototype"].isin(shown)], "weighted_delta")

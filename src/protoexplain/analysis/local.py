@@ -17,7 +17,8 @@ from torchvision.transforms import functional as TF
 
 from protoexplain.analysis.heatmap import Box, boxes, upsample
 from protoexplain.data import load_rgb
-from protoexplain.models import ProtoPNet
+from protoexplain.models import ProtoPNet, PrototypeModel, model_device
+from protoexplain.training.nearest import dissimilarity_maps
 
 
 @dataclass
@@ -81,11 +82,14 @@ class ImageAnalysis:
     top_classes: list[ClassEvidence]
     source: str = ""
     explanation: dict = field(default_factory=dict)
+    layer_inputs: np.ndarray | None = None  # what the last layer multiplies; None = similarities
 
     @property
     def contributions(self) -> np.ndarray:
-        """(C, P) similarity × last-layer weight; row c sums to logit c."""
-        return self.weights * self.similarities[None, :]
+        """(C, P) last-layer input × weight (ProtoPNet: the similarity; PIP-Net: the similarity,
+        0 below the threshold); row c sums to logit c."""
+        inputs = self.similarities if self.layer_inputs is None else self.layer_inputs
+        return self.weights * inputs[None, :]
 
     def activation_map(self, prototype: int) -> np.ndarray:
         """Similarity map of ``prototype`` upsampled (bicubic) to the image."""
@@ -122,28 +126,40 @@ def prepare_image(image: Image.Image | str | os.PathLike, size: int) -> torch.Te
 
 @torch.inference_mode()
 def analyze_image(
-    model: ProtoPNet,
+    model: PrototypeModel,
     image: Image.Image | str | os.PathLike,
     top_k: int = 10,
     top_classes: int = 3,
 ) -> ImageAnalysis:
-    """Analyse one image (PIL image or path) with ``model`` on the model's device."""
-    device = model.prototype_vectors.device
-    size = model.spec.image_size
+    """Analyse one image (PIL image or path) with ``model`` on the model's device.
+
+    ``distance`` is ProtoPNet's squared distance, −similarity for other architectures; the box
+    ``rf_box`` is :meth:`~protoexplain.models.PrototypeModel.cell_box` (ProtoPNet: receptive field).
+    """
+    device = model_device(model)
+    size = model.input_spec.image_size
     pixels = prepare_image(image, size)
-    output = model.forward_details(model.normalize(pixels.unsqueeze(0).to(device)))
-    distance_maps = output.distance_maps[0]
-    similarity_maps = model.distance_to_similarity(distance_maps).float().cpu().numpy()
-    distances = output.min_distances[0].float().cpu().numpy()
-    similarities = model.distance_to_similarity(output.min_distances[0]).float().cpu().numpy()
-    logits = output.logits[0].float().cpu().numpy()
-    probabilities = torch.softmax(output.logits[0].float(), dim=0).cpu().numpy()
-    weights = model.last_layer.weight.detach().float().cpu().numpy()
-    prototype_class = model.prototype_class.cpu().numpy()
+    x = model.input_spec.normalize(pixels.unsqueeze(0).to(device))
+    distance_maps = dissimilarity_maps(model, x)[0]
+    min_distances = distance_maps.flatten(1).amin(dim=1)
+    if isinstance(model, ProtoPNet):  # similarities from the same distances, exactly
+        similarity_maps_t = model.distance_to_similarity(distance_maps)
+        best = model.distance_to_similarity(min_distances)
+    else:
+        similarity_maps_t, best = -distance_maps, -min_distances
+    output_logits = model(x)[0].float()
+    weight_t, inputs_t = model.linear_evidence(best)
+    similarity_maps = similarity_maps_t.float().cpu().numpy()
+    distances = min_distances.float().cpu().numpy()
+    similarities = best.float().cpu().numpy()
+    inputs = inputs_t.float().cpu().numpy()
+    logits = output_logits.cpu().numpy()
+    probabilities = torch.softmax(output_logits, dim=0).cpu().numpy()
+    weights = weight_t.float().cpu().numpy()
+    prototype_class = model.main_class.cpu().numpy()
     predicted = int(logits.argmax())
     best_cell = distance_maps.flatten(1).argmin(dim=1).cpu().numpy()
     map_width = distance_maps.shape[2]
-    field = model.receptive_field()
 
     evidence = []
     order = np.argsort(-similarities, kind="stable")[: min(top_k, len(similarities))]
@@ -159,10 +175,10 @@ def analyze_image(
                 similarity=float(similarities[j]),
                 distance=float(distances[j]),
                 weight=float(weights[predicted, j]),
-                contribution=float(similarities[j] * weights[predicted, j]),
+                contribution=float(inputs[j] * weights[predicted, j]),
                 cell_h=cell_h,
                 cell_w=cell_w,
-                rf_box=field.box(cell_h, cell_w, size),
+                rf_box=model.cell_box(cell_h, cell_w, size),
                 ha_box=tuple(int(v) for v in ha_boxes[rank - 1]),
             )
         )
@@ -178,10 +194,11 @@ def analyze_image(
         weights=weights,
         top_prototypes=evidence,
         top_classes=_class_evidence(
-            logits, probabilities, weights, similarities, prototype_class, model.class_names,
-            top_classes,
+            logits, probabilities, weights, similarities, inputs, prototype_class,
+            model.class_names, top_classes,
         ),
         source=str(image) if not isinstance(image, Image.Image) else "",
+        layer_inputs=inputs,
     )
 
 
@@ -190,11 +207,12 @@ def _class_evidence(
     probabilities: np.ndarray,
     weights: np.ndarray,
     similarities: np.ndarray,
+    inputs: np.ndarray,
     prototype_class: np.ndarray,
     class_names: list[str],
     count: int,
 ) -> list[ClassEvidence]:
-    contributions = weights * similarities[None, :]
+    contributions = weights * inputs[None, :]
     result = []
     for c in np.argsort(-logits, kind="stable")[:count].tolist():
         own = np.flatnonzero(prototype_class == c)

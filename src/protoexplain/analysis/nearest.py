@@ -4,7 +4,7 @@ The search is the one vectorised :func:`protoexplain.training.find_nearest_patch
 keeps each neighbour's distance map, so boxes need no second pass). This module adds
 ``nearest.csv`` (``rank`` starts at 1; boxes are high-activation boxes in pixels of the model's
 input size, end exclusive) and, per (prototype, rank), the patch and the heatmap overlay with the
-box drawn in.
+box drawn in. ``distance`` is ProtoPNet's squared L2 distance; for other architectures −similarity.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open
 from protoexplain.imaging import heatmap_overlay
-from protoexplain.models import ProtoPNet
+from protoexplain.models import ProtoPNet, PrototypeModel, model_device
 from protoexplain.training import find_nearest_patches
 
 NEAREST_COLUMNS = [
@@ -47,16 +47,16 @@ class Neighbours:
     similarity_maps: np.ndarray
 
 
-def open_dataset(model: ProtoPNet, root: str | Path) -> ImageFolderDataset:
+def open_dataset(model: PrototypeModel, root: str | Path) -> ImageFolderDataset:
     """The images of ``root`` with the model's evaluation transform, class count checked."""
-    spec = model.spec
+    spec = model.input_spec
     dataset = ImageFolderDataset(root, eval_transform(spec.image_size, spec.mean, spec.std))
     check_classes(model, dataset.classes, "the model", Path(root))
     return dataset
 
 
 def find_neighbours(
-    model: ProtoPNet,
+    model: PrototypeModel,
     dataset: ImageFolderDataset,
     k: int,
     *,
@@ -74,7 +74,8 @@ def find_neighbours(
     finally:
         model.train(was_training)
     with torch.inference_mode():
-        similarity = model.distance_to_similarity(found.maps.to(model.prototype_vectors.device))
+        maps = found.maps.to(model_device(model))
+        similarity = model.distance_to_similarity(maps) if isinstance(model, ProtoPNet) else -maps
     return Neighbours(
         image_index=found.image_index.numpy().astype(np.int64),
         distance=found.distance.float().numpy(),
@@ -85,7 +86,7 @@ def find_neighbours(
 
 
 def nearest_table(
-    model: ProtoPNet,
+    model: PrototypeModel,
     dataset: ImageFolderDataset,
     neighbours: Neighbours,
     out_dir: str | Path | None = None,
@@ -93,7 +94,7 @@ def nearest_table(
     progress: bool = False,
 ) -> pd.DataFrame:
     """The rows of ``nearest.csv``; with ``out_dir``, also the patch and heatmap images."""
-    size = model.spec.image_size
+    size = model.input_spec.image_size
     j, r = np.nonzero(neighbours.image_index >= 0)
     maps = neighbours.similarity_maps[j, r]
     ha = boxes(maps, size) if len(j) else np.zeros((0, 4), dtype=np.int64)
@@ -114,7 +115,7 @@ def nearest_table(
     return pd.DataFrame(
         {
             "prototype": j,
-            "prototype_class": model.prototype_class.cpu().numpy()[j],
+            "prototype_class": model.main_class.cpu().numpy()[j],
             "rank": r + 1,
             "image": [dataset.samples[i][0].relative_to(dataset.root).as_posix() for i in index],
             "image_index": index,

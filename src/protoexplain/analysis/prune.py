@@ -21,7 +21,7 @@ import torch
 from protoexplain.analysis.nearest import Neighbours, find_neighbours, open_dataset
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, atomic_path
-from protoexplain.models import ProtoPNet, load_model, model_metadata, save_model
+from protoexplain.models import ProtoPNet, load_model, model_metadata, require_protopnet, save_model
 from protoexplain.training import train_last_layer
 
 REPORT_COLUMNS = ["prototype", "prototype_class", "kept", "own_class_neighbours", "k", "tau",
@@ -143,7 +143,7 @@ def prune_model_folder(
     model_dir, out_dir = Path(model_dir), Path(out_dir)
     if out_dir.resolve() == model_dir.resolve():
         raise UserError(f"--out {out_dir} is the input model folder; choose a new folder")
-    model = load_model(model_dir, device=device)
+    model = require_protopnet(load_model(model_dir, device=device), "prune")
     dataset = open_dataset(model, push_data)
     neighbours = find_neighbours(
         model, dataset, config.k, batch_size=config.batch_size, workers=config.workers,

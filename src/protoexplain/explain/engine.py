@@ -53,6 +53,7 @@ from protoexplain.explain.modifications import (
 )
 from protoexplain.explain.scores import ScoreSums, poisson_weights, score_batch
 from protoexplain.fileio import atomic_open, atomic_path, read_json, write_json
+from protoexplain.models.protocol import PrototypeModel
 from protoexplain.outputs import locked_output
 
 LOCAL_FILE = "local_scores.parquet"
@@ -157,7 +158,7 @@ class _Plan:
     description: dict[str, Any]
 
 
-def _plan(model, dataset, config: ExplainConfig, extra: dict[str, Any]) -> _Plan:
+def _plan(model: PrototypeModel, dataset, config: ExplainConfig, extra: dict[str, Any]) -> _Plan:
     config.check()
     settings = resolve_settings(config.modifications, config.strengths, config.family)
     missing = [s.name for s in settings if s.modification.apply_batch is None]
@@ -233,7 +234,7 @@ def _save_state(path: Path, sums: ScoreSums, done: set[int], skipped: list[str],
 
 
 def _compute_shard(
-    model,
+    model: PrototypeModel,
     dataset,
     out_dir: Path,
     config: ExplainConfig,
@@ -256,7 +257,7 @@ def _compute_shard(
     chunk_of = np.full(len(dataset), -1, dtype=np.int64)
     for c in todo:
         chunk_of[plan.chunks[c]] = c
-    spec = model.spec
+    spec = model.input_spec
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     faithful = config.mode == "faithful"
     prepare = modification_input(config.modify_at, spec.image_size) if faithful else None
@@ -269,7 +270,7 @@ def _compute_shard(
         sampler=order,
         pin_memory=device.type == "cuda",
     )
-    prototype_class = model.prototype_class.cpu().numpy()
+    prototype_class = model.main_class.cpu().numpy()
     classes = list(dataset.classes)
     names = [s.name for s in plan.settings]
     strengths = [s.strength for s in plan.settings]
@@ -331,7 +332,12 @@ def _compute_shard(
 
 
 def _finalise(
-    model, out_dir: Path, config: ExplainConfig, plan: _Plan, world: int, compare_with: Path | None
+    model: PrototypeModel,
+    out_dir: Path,
+    config: ExplainConfig,
+    plan: _Plan,
+    world: int,
+    compare_with: Path | None,
 ) -> ExplainResult:
     parts = out_dir / PARTS_DIR
     total: ScoreSums | None = None
@@ -354,7 +360,7 @@ def _finalise(
     metadata = {"family": config.family, "explain": json.dumps(plan.description)}
     part_files = [parts / f"part-{c:06d}.parquet" for c in range(len(plan.chunks))]
     rows = merge_parts(part_files, out_dir / LOCAL_FILE, metadata)
-    table = global_table(total, plan.settings, model.prototype_class.cpu().numpy(), config.family)
+    table = global_table(total, plan.settings, model.main_class.cpu().numpy(), config.family)
     with atomic_open(out_dir / GLOBAL_FILE, "w", newline="") as handle:
         table.to_csv(handle, index=False, float_format="%.9g")
     characteristics = stats.characteristic_stats(table)
@@ -415,7 +421,7 @@ def global_table(
 
 
 def run_explain(
-    model: torch.nn.Module,
+    model: PrototypeModel,
     dataset: ImageFolderDataset,
     out_dir: str | os.PathLike,
     config: ExplainConfig | None = None,
@@ -457,7 +463,8 @@ def _finished_result(out_dir: Path) -> ExplainResult:
 
 
 def _explain_locked(
-    model, dataset, out_dir: Path, config: ExplainConfig, plan: _Plan, rank: int, world: int,
+    model: PrototypeModel, dataset, out_dir: Path, config: ExplainConfig, plan: _Plan, rank: int,
+    world: int,
     compare_with: str | os.PathLike | None,
 ) -> ExplainResult | None:
     if dist.is_available() and dist.is_initialized():
@@ -475,7 +482,7 @@ def _explain_locked(
 
 
 def explain_dataset(
-    model: torch.nn.Module,
+    model: PrototypeModel,
     dataset: ImageFolderDataset,
     modifications: list[str] | None = None,
     strengths: dict[str, list[float]] | None = None,
@@ -500,7 +507,7 @@ def explain_dataset(
 
 @torch.inference_mode()
 def explain_image(
-    model: torch.nn.Module,
+    model: PrototypeModel,
     image: Image.Image,
     prototype: int | None = None,
     modifications: list[str] | None = None,
@@ -515,7 +522,7 @@ def explain_image(
     One row per (prototype, modification, strength), or only prototype ``prototype``.
     """
     settings = resolve_settings(modifications, strengths, family)
-    spec = model.spec
+    spec = model.input_spec
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     prepared = modification_input(modify_at, spec.image_size)(image.convert("RGB"))
     versions = torch.stack([transform(v) for v in image_versions(prepared, settings)])
@@ -531,7 +538,7 @@ def explain_image(
     return pd.DataFrame(
         {
             "prototype": np.repeat(prototypes, k),
-            "prototype_class": model.prototype_class.cpu().numpy()[np.repeat(prototypes, k)],
+            "prototype_class": model.main_class.cpu().numpy()[np.repeat(prototypes, k)],
             "modification": [s.name for s in settings] * len(prototypes),
             "strength": [s.strength for s in settings] * len(prototypes),
             "orig_similarity": s,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from protoexplain.explain.stats import batch_moments, merge_moments
-from protoexplain.models.ppnet import PrototypeModel
+from protoexplain.models.protocol import PrototypeModel
 
 
 @torch.inference_mode()

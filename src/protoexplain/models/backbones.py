@@ -57,8 +57,9 @@ def backbone_info(name: str) -> BackboneInfo:
         ) from None
 
 
-class VGGFeatures(nn.Module):
-    """VGG convolutional stack including its last max-pool (``features.<idx>`` as the original)."""
+class FeatureStack(nn.Module):
+    """A torchvision model's ``features`` stack alone (``features.<idx>`` as the original): VGG's
+    convolutions including the last max-pool; ConvNeXt's stem and four stages."""
 
     def __init__(self, full: nn.Module) -> None:
         super().__init__()
@@ -115,9 +116,10 @@ class SmallCNN(nn.Module):
 
 
 _TORCHVISION_FAMILIES: dict[str, type[nn.Module]] = {
-    "vgg": VGGFeatures,
+    "vgg": FeatureStack,
     "resnet": ResNetFeatures,
     "densenet": DenseNetFeatures,
+    "convnext": FeatureStack,
 }
 
 _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
@@ -138,6 +140,7 @@ _TORCHVISION_BACKBONES: dict[str, tuple[str, int, str]] = {
     "densenet161": ("densenet", 2208, "DenseNet161_Weights"),
     "densenet169": ("densenet", 1664, "DenseNet169_Weights"),
     "densenet201": ("densenet", 1920, "DenseNet201_Weights"),
+    "convnext_tiny": ("convnext", 768, "ConvNeXt_Tiny_Weights"),
 }
 
 

@@ -1,9 +1,15 @@
-"""Safe checkpoints: `model.safetensors` (tensors) + `model.json` (how to rebuild); no pickle."""
+"""Safe checkpoints: `model.safetensors` (tensors) + `model.json` (how to rebuild); no pickle.
+
+``model.json`` names the ``architecture``; :data:`ARCHITECTURES` maps that name to the spec
+dataclass and the module class that rebuild it. A new architecture registers itself with
+:func:`register_architecture`.
+"""
 
 from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,10 +19,12 @@ import torch
 import torchvision
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from protoexplain import __version__
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_path, read_json, write_json
+from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
 
 WEIGHTS_FILE = "model.safetensors"
@@ -24,10 +32,58 @@ METADATA_FILE = "model.json"
 FORMAT_VERSION = 1
 
 
+@dataclass(frozen=True)
+class Architecture:
+    """How to rebuild one architecture: ``model_class(spec_class.from_dict(json["spec"]))``."""
+
+    name: str
+    spec_class: type
+    model_class: type[nn.Module]
+
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, spec_class: type, model_class: type[nn.Module]) -> None:
+    """Register an architecture under ``name`` (matched without regard to case)."""
+    key = name.lower()
+    if key in ARCHITECTURES:
+        raise ValueError(f"architecture {name!r} is registered twice")
+    ARCHITECTURES[key] = Architecture(name, spec_class, model_class)
+
+
+def architecture_of(name: str) -> Architecture:
+    """The registered architecture ``name``; a one-line error naming the known ones."""
+    try:
+        return ARCHITECTURES[str(name).lower()]
+    except KeyError:
+        known = ", ".join(a.name for a in ARCHITECTURES.values())
+        raise UserError(f"unknown architecture {name!r}; this protoexplain builds {known}") \
+            from None
+
+
+def _architecture_name(model: nn.Module) -> str:
+    for architecture in ARCHITECTURES.values():
+        if type(model) is architecture.model_class:
+            return architecture.name
+    raise UserError(
+        f"{type(model).__name__} is no registered architecture and cannot be saved; explain it "
+        "directly with the Python API (protoexplain.explain.explain_dataset)"
+    )
+
+
+register_architecture("ProtoPNet", ModelSpec, ProtoPNet)
+register_architecture("PIPNet", PIPNetSpec, PIPNet)
+
+
 def save_model(
-    model: ProtoPNet, directory: str | os.PathLike, metadata: dict[str, Any] | None = None
+    model: nn.Module, directory: str | os.PathLike, metadata: dict[str, Any] | None = None
 ) -> Path:
-    """Write the model's tensors and description into ``directory`` (atomically, file by file)."""
+    """Write the model's tensors and description into ``directory`` (atomically, file by file).
+
+    ``model`` is an instance of a registered architecture (it has a ``spec``).
+    """
+    architecture = _architecture_name(model)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
@@ -38,9 +94,11 @@ def save_model(
         {
             "format": "protoexplain-model",
             "format_version": FORMAT_VERSION,
-            "architecture": "ProtoPNet",
+            "architecture": architecture,
             "spec": model.spec.to_dict(),
-            "receptive_field": model.receptive_field().as_list(),
+            "num_prototypes": int(model.num_prototypes),
+            "main_class": [int(c) for c in model.main_class.tolist()],
+            **_extra_description(model),
             "metadata": metadata or {},
             "versions": {
                 "protoexplain": __version__,
@@ -53,6 +111,13 @@ def save_model(
         },
     )
     return directory
+
+
+def _extra_description(model: nn.Module) -> dict[str, Any]:
+    """Architecture-specific facts for readers of ``model.json`` (ProtoPNet: receptive field)."""
+    if isinstance(model, ProtoPNet):
+        return {"receptive_field": model.receptive_field().as_list()}
+    return {}
 
 
 def read_model_description(directory: str | os.PathLike) -> dict[str, Any]:
@@ -92,13 +157,15 @@ def check_weights(directory: str | os.PathLike) -> Path:
     return weights
 
 
-def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> ProtoPNet:
-    """Rebuild a model saved with :func:`save_model` (random trunk, then every saved tensor)."""
+def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved with :func:`save_model` (random trunk, then every saved tensor) as
+    the class its ``architecture`` names."""
     directory = Path(directory)
     description = read_model_description(directory)
     weights = check_weights(directory)
+    architecture = architecture_of(description.get("architecture", "ProtoPNet"))
     try:
-        model = ProtoPNet(ModelSpec.from_dict(description["spec"]))
+        model = architecture.model_class(architecture.spec_class.from_dict(description["spec"]))
     except (TypeError, ValueError, KeyError, UserError) as error:
         raise UserError(f"{directory / METADATA_FILE} describes no model this version can "
                         f"build ({error}); the model folder is damaged") from None

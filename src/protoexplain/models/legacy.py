@@ -141,7 +141,8 @@ def read_legacy_checkpoint(path: str | os.PathLike) -> Any:
     except RefusedGlobal as error:
         raise UserError(
             f"refusing to load {path}: it references {error}, which is neither a tensor nor a "
-            "known ProtoPNet class; only checkpoints of the original ProtoPNet code are accepted"
+            "known ProtoPNet class; only checkpoints of the original ProtoPNet or PIP-Net code "
+            "are accepted"
         ) from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as error:
         first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
@@ -161,7 +162,8 @@ def record_state_dict(record: LegacyRecord, prefix: str = "") -> dict[str, torch
     return state
 
 
-def _read_class_names(path: str | os.PathLike | None, num_classes: int) -> list[str]:
+def read_class_names(path: str | os.PathLike | None, num_classes: int) -> list[str]:
+    """Class names from a file (one per line, CUB's ``classes.txt`` works); default 0, 1, …"""
     if path is None:
         return [str(i) for i in range(num_classes)]
     lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
@@ -211,7 +213,7 @@ def legacy_to_model(
         backbone=arch,
         num_classes=int(num_classes),
         prototype_shape=tuple(state["prototype_vectors"].shape),
-        class_names=_read_class_names(class_names_file, int(num_classes)),
+        class_names=read_class_names(class_names_file, int(num_classes)),
         prototype_class=prototype_class,
         activation=activation,
         epsilon=float(attributes.get("epsilon", 1e-4)),

@@ -7,8 +7,8 @@ Parameter names follow the original code (``features``, ``add_on_layers``, ``pro
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import NamedTuple, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -16,25 +16,15 @@ from torch import nn
 
 from protoexplain.errors import UserError
 from protoexplain.models.backbones import backbone_info, create_backbone
+from protoexplain.models.protocol import Box, SpecProperties, StoredSpec, check_normalisation
 from protoexplain.models.receptive_field import ReceptiveField, compute_receptive_field
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@runtime_checkable
-class PrototypeModel(Protocol):
-    """The surface an explainer needs from any prototype model."""
-
-    num_prototypes: int
-    prototype_class: torch.Tensor
-
-    def similarity_maps(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, P, H, W) similarity of every latent cell to every prototype."""
-
-
 @dataclass
-class ModelSpec:
+class ModelSpec(StoredSpec):
     """Everything needed to rebuild a ProtoPNet (stored in ``model.json``)."""
 
     backbone: str
@@ -57,8 +47,7 @@ class ModelSpec:
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) \
                 or self.num_classes < 1:
             raise UserError(f"the number of classes must be at least 1, got {self.num_classes!r}")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise UserError("mean and std must give one value per colour channel (three each)")
+        check_normalisation(self.mean, self.std)
         num_prototypes = self.prototype_shape[0]
         if not self.class_names:
             self.class_names = [str(i) for i in range(self.num_classes)]
@@ -88,15 +77,6 @@ class ModelSpec:
         if isinstance(self.epsilon, bool) or not isinstance(self.epsilon, (int, float)) \
                 or not math.isfinite(self.epsilon) or self.epsilon <= 0:
             raise UserError(f"epsilon must be a positive number, got {self.epsilon!r}")
-
-    def to_dict(self) -> dict:
-        """A JSON-ready dictionary."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ModelSpec:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
 
 
 class ProtoOutput(NamedTuple):
@@ -132,7 +112,7 @@ def build_add_on_layers(kind: str, in_channels: int, depth: int) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
-class ProtoPNet(nn.Module):
+class ProtoPNet(SpecProperties, nn.Module):
     """ProtoPNet (Chen et al., 2019). Inputs are normalised image batches (B, 3, H, W)."""
 
     def __init__(self, spec: ModelSpec, backbone_weights: str | None = None) -> None:
@@ -156,12 +136,13 @@ class ProtoPNet(nn.Module):
         return self.prototype_vectors.shape[0]
 
     @property
-    def num_classes(self) -> int:
-        return self.spec.num_classes
+    def main_class(self) -> torch.Tensor:
+        """Each prototype's own class (``prototype_class``)."""
+        return self.prototype_class
 
-    @property
-    def class_names(self) -> list[str]:
-        return self.spec.class_names
+    def class_weights(self) -> torch.Tensor:
+        """(P, C) one-hot of ``prototype_class``: one class per prototype."""
+        return F.one_hot(self.prototype_class, self.num_classes).to(torch.float32)
 
     def set_class_connections(self, incorrect_strength: float = -0.5) -> None:
         """Reset the last layer to +1 (own class) / ``incorrect_strength`` (other classes)."""
@@ -216,6 +197,14 @@ class ProtoPNet(nn.Module):
         size = image_size or self.spec.image_size
         return compute_receptive_field(self.features, size, self.spec.prototype_shape[2])
 
+    def linear_evidence(self, similarities: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The last layer's signed weights and the similarities themselves."""
+        return self.last_layer.weight.detach(), similarities
+
+    def cell_box(self, cell_h: int, cell_w: int, image_size: int) -> Box:
+        """The receptive field of latent cell (h, w) on an ``image_size`` input."""
+        return self.receptive_field(image_size).box(cell_h, cell_w, image_size)
+
     def select_prototypes(self, keep: torch.Tensor | list[int]) -> None:
         """Keep only the prototypes ``keep`` (in that order), with their last-layer columns."""
         keep = torch.as_tensor(keep, dtype=torch.long, device=self.prototype_vectors.device)
@@ -229,3 +218,13 @@ class ProtoPNet(nn.Module):
             self.last_layer.weight.copy_(weight)
         self.spec.prototype_shape = (keep.numel(), *self.spec.prototype_shape[1:])
         self.spec.prototype_class = self.prototype_class.tolist()
+
+
+def require_protopnet(model: nn.Module, command: str) -> ProtoPNet:
+    """``model`` itself when it is a ProtoPNet; otherwise a one-line error naming ``command``."""
+    if not isinstance(model, ProtoPNet):
+        raise UserError(
+            f"{command} works on ProtoPNet models only; this model is a {type(model).__name__} "
+            "(explain, evaluate and report work on every architecture)"
+        )
+    return model

@@ -102,9 +102,19 @@ def misleading(statistics: pd.DataFrame, dominant: pd.DataFrame) -> pd.DataFrame
 
 
 def prototype_vectors(model_dir: Path) -> np.ndarray:
-    """(P, D·h·w) prototype vectors read from ``model.safetensors`` (no model is built)."""
+    """(P, D) prototype vectors read from ``model.safetensors`` (no model is built).
+
+    ProtoPNet: ``prototype_vectors``. PIP-Net: the add-on convolution's rows; without an add-on
+    each prototype is one trunk channel, so the vectors are the unit vectors (never redundant).
+    """
     with safe_open(str(model_dir / "model.safetensors"), framework="np") as handle:
-        vectors = handle.get_tensor("prototype_vectors")
+        names = set(handle.keys())
+        if "prototype_vectors" in names:
+            vectors = handle.get_tensor("prototype_vectors")
+        elif "add_on.0.weight" in names:
+            vectors = handle.get_tensor("add_on.0.weight")
+        else:
+            vectors = np.eye(handle.get_slice("classification.weight").get_shape()[1])
     return vectors.reshape(vectors.shape[0], -1).astype(np.float64)
 
 

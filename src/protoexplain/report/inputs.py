@@ -68,17 +68,19 @@ def _find_explain(root: Path) -> dict[str, Path]:
 
 def _check_explanations_match(model: Path, explain: dict[str, Path]) -> None:
     """Refuse explanations made with a model of another prototype count than ``model``."""
-    spec = read_json(model / MODEL_FILE).get("spec", {})
+    description = read_json(model / MODEL_FILE)
+    spec = description.get("spec", {})
     shape = spec.get("prototype_shape") if isinstance(spec, dict) else None
-    if not isinstance(shape, list) or not shape:
+    count = description.get("num_prototypes", shape[0] if isinstance(shape, list) else None)
+    if not isinstance(count, int):
         return
     for split, directory in explain.items():
         path = directory / "explain.json"
         recorded = read_json(path).get("n_prototypes") if path.is_file() else None
-        if isinstance(recorded, int) and recorded != shape[0]:
+        if isinstance(recorded, int) and recorded != count:
             raise UserError(
                 f"{directory} ({split}) explains a model with {recorded} prototypes but {model} "
-                f"has {shape[0]}; pass the model it was made with (--model) or its own explanation"
+                f"has {count}; pass the model it was made with (--model) or its own explanation"
             )
 
 

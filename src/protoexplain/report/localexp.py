@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import torch
 
 from protoexplain.analysis.local import prepare_image
-from protoexplain.models import ProtoPNet
+from protoexplain.models import PrototypeModel
 from protoexplain.report.scores import is_primary
 from protoexplain.training.push import high_activation_boxes
 
@@ -92,7 +92,7 @@ def resolve_image(name: str, data_root: Path | None) -> Path | None:
 
 @torch.inference_mode()
 def locate_patches(
-    model: ProtoPNet, examples: list[LocalExample], data_root: Path | None,
+    model: PrototypeModel, examples: list[LocalExample], data_root: Path | None,
     device: str | torch.device = "cpu",
 ) -> None:
     """Fill ``pixels`` (model-size RGB) and ``box`` (high-activation box) of each example in place.
@@ -100,7 +100,8 @@ def locate_patches(
     Examples whose image cannot be found keep ``None`` (the panel then says "not available").
     """
     model = model.to(device).eval()
-    size = model.spec.image_size
+    spec = model.input_spec
+    size = spec.image_size
     by_image: dict[str, list[LocalExample]] = {}
     for example in examples:
         by_image.setdefault(example.image, []).append(example)
@@ -109,7 +110,7 @@ def locate_patches(
         if path is None:
             continue
         pixels = prepare_image(path, size)
-        maps = model.similarity_maps(model.normalize(pixels.unsqueeze(0).to(device)))[0].cpu()
+        maps = model.similarity_maps(spec.normalize(pixels.unsqueeze(0).to(device)))[0].cpu()
         group = [ex for ex in group if 0 <= ex.prototype < maps.shape[0]]
         boxes = high_activation_boxes(maps[[ex.prototype for ex in group]], size).tolist()
         image = np.uint8(np.round(pixels.permute(1, 2, 0).numpy() * 255))

@@ -115,7 +115,7 @@ def build_report(
     description = read_model_description(inputs.model_dir)
     spec = description["spec"]
     class_names = [str(c) for c in spec["class_names"]]
-    proto_class = [int(c) for c in spec["prototype_class"]]
+    proto_class = [int(c) for c in description.get("main_class", spec.get("prototype_class"))]
     count = len(proto_class)
     records = read_records(inputs.model_dir)
     records = records.set_index("prototype") if records is not None else None

@@ -41,9 +41,11 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """The ProtoPNet architecture (method §2)."""
+    """The architecture: ProtoPNet (method §2) or PIP-Net (docs/pipnet.md)."""
 
-    backbone: str = _f("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn")
+    architecture: str = _f("protopnet", "protopnet | pipnet (then see [pipnet])")
+    backbone: str = _f("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn; PIP-Net: "
+                       "resnet18, resnet50, convnext_tiny_26, convnext_tiny_13, small_cnn")
     weights: str = _f("imagenet", "imagenet (torch cache), none, or a local weight file")
     image_size: int = _f(224, "input size in pixels (plain square resize)")
     prototypes_per_class: int = _f(10, "prototypes per class (P = this × classes)")
@@ -51,6 +53,7 @@ class ModelConfig:
     add_on: str = _f("bottleneck", "add-on layers: bottleneck (original) | regular")
     activation: str = _f("log", "similarity: log = log((d+1)/(d+eps)) | linear = -d")
     epsilon: float = _f(1e-4, "epsilon of the log similarity")
+    num_prototypes: int = _f(0, "PIP-Net prototypes; 0 = one per trunk channel (published)")
 
 
 @dataclass
@@ -114,6 +117,21 @@ class LastLayerConfig:
 
 
 @dataclass
+class PIPNetConfig:
+    """PIP-Net's phases (published CUB settings): pre-training, then training."""
+
+    pretrain_epochs: int = _f(10, "pre-training epochs (alignment + tanh losses, no classifier)")
+    epochs: int = _f(60, "training epochs after pre-training")
+    finetune_epochs: int = _f(3, "first training epochs: only the classifier trains")
+    freeze_epochs: int = _f(10, "training epochs (from the first) with the trunk frozen")
+    pretrain_batch: int = _f(128, "pre-training batch size (two views of each image)")
+    trunk_lr: float = _f(5e-4, "trunk learning rate")
+    add_on_lr: float = _f(5e-3, "add-on learning rate (ten times the trunk's, as published)")
+    classifier_lr: float = _f(0.05, "classifier learning rate")
+    weight_decay: float = _f(0.0, "weight decay of trunk and add-on")
+
+
+@dataclass
 class DeviceConfig:
     """Where and how to compute (the --device option overrides ``name``)."""
 
@@ -135,6 +153,7 @@ class RunConfig:
     warm: WarmConfig = field(default_factory=WarmConfig)
     joint: JointConfig = field(default_factory=JointConfig)
     last_layer: LastLayerConfig = field(default_factory=LastLayerConfig)
+    pipnet: PIPNetConfig = field(default_factory=PIPNetConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -143,6 +162,7 @@ class RunConfig:
 
 
 _CHOICES = {
+    ("model", "architecture"): ("protopnet", "pipnet"),
     ("data", "augmentation"): ("none", "online", "offline"),
     ("model", "add_on"): ("bottleneck", "regular"),
     ("model", "activation"): ("log", "linear"),
@@ -164,11 +184,12 @@ def validate(config: RunConfig, source: str = "config") -> RunConfig:
         "model.prototype_depth": config.model.prototype_depth,
         "schedule.push_every": config.schedule.push_every,
         "joint.lr_step": config.joint.lr_step,
+        "pipnet.pretrain_batch": config.pipnet.pretrain_batch,
     }
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{source}: {key} must be at least 1, got {value}")
-    for section in ("warm", "joint", "last_layer"):
+    for section in ("warm", "joint", "last_layer", "pipnet"):
         for name, value in dataclasses.asdict(getattr(config, section)).items():
             if name == "lr_gamma" and (not math.isfinite(value) or value <= 0):
                 raise UserError(f"{source}: {section}.{name} must be a positive number, "
@@ -180,6 +201,10 @@ def validate(config: RunConfig, source: str = "config") -> RunConfig:
     if not math.isfinite(config.model.epsilon) or config.model.epsilon <= 0:
         raise UserError(f"{source}: model.epsilon must be a positive number, "
                         f"got {config.model.epsilon}")
+    pip = config.pipnet
+    if min(pip.pretrain_epochs, pip.epochs, pip.finetune_epochs, pip.freeze_epochs,
+           config.model.num_prototypes) < 0:
+        raise UserError(f"{source}: pipnet epochs and model.num_prototypes must not be negative")
     if config.data.workers < 0:
         raise UserError(f"{source}: data.workers must be 0 or more, got {config.data.workers}")
     if not 0 <= config.data.validation_fraction < 1:

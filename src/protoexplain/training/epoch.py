@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.models.protocol import PrototypeModel
 from protoexplain.training.distributed import DistContext, all_reduce_sum
 from protoexplain.training.losses import LossWeights, protopnet_loss
 
@@ -42,6 +43,34 @@ class Precision:
         return images
 
 
+class EpochTotals:
+    """Sample-weighted sums of an epoch's loss terms, with correct predictions and samples."""
+
+    def __init__(self, terms: tuple[str, ...]) -> None:
+        self.terms = terms
+        self.sums = torch.zeros(len(terms) + 2, dtype=torch.float64)
+
+    def add(self, values: list[torch.Tensor], correct: float, size: int) -> None:
+        """One batch: its mean ``values`` (one per term), correct predictions and size."""
+        weighted = [float(v) * size for v in values]
+        self.sums[: len(self.terms)] += torch.tensor(weighted, dtype=torch.float64)
+        self.sums[-2] += correct
+        self.sums[-1] += size
+
+    @property
+    def accuracy(self) -> float:
+        """Accuracy so far in this process."""
+        return float(self.sums[-2] / max(float(self.sums[-1]), 1.0))
+
+    def means(self, context: DistContext) -> dict[str, float]:
+        """Mean of every term and ``train_acc`` over all processes' samples."""
+        sums = all_reduce_sum(self.sums, context)
+        count = max(float(sums[-1]), 1.0)
+        result = {name: float(sums[i]) / count for i, name in enumerate(self.terms)}
+        result["train_acc"] = float(sums[-2]) / count
+        return result
+
+
 class DetailsForward(nn.Module):
     """``forward`` returns (logits, min_distances), so DDP can wrap the training forward."""
 
@@ -67,7 +96,7 @@ def run_epoch(
     max_batches: int | None = None,
 ) -> dict[str, float]:
     """Train one epoch; returns the mean loss terms and accuracy over all processes' samples."""
-    sums = torch.zeros(len(TERMS) + 2, dtype=torch.float64)  # terms…, correct, count
+    totals = EpochTotals(TERMS)
     bar = tqdm(batches, desc=description, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
         if max_batches is not None and number >= max_batches:
@@ -82,25 +111,18 @@ def run_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        size = labels.shape[0]
         values = [loss.detach(), *terms.values()]
-        sums[: len(TERMS)] += torch.tensor([float(v) * size for v in values], dtype=torch.float64)
-        sums[-2] += float((logits.argmax(dim=1) == labels).sum())
-        sums[-1] += size
+        totals.add(values, float((logits.argmax(dim=1) == labels).sum()), labels.shape[0])
         bar.set_postfix(
             {name: f"{float(v):.3g}" for name, v in zip(TERMS, values, strict=True)}
-            | {"acc": f"{float(sums[-2] / sums[-1]):.3f}"}
+            | {"acc": f"{totals.accuracy:.3f}"}
         )
-    sums = all_reduce_sum(sums, context)
-    count = max(float(sums[-1]), 1.0)
-    result = {name: float(sums[i]) / count for i, name in enumerate(TERMS)}
-    result["train_acc"] = float(sums[-2]) / count
-    return result
+    return totals.means(context)
 
 
 @torch.inference_mode()
 def evaluate(
-    model: ProtoPNet,
+    model: PrototypeModel,
     batches: Iterable[Any],
     context: DistContext,
     precision: Precision = Precision(),

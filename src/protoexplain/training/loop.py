@@ -108,7 +108,8 @@ class Trainer:
     """State of one run; :meth:`run` executes the remaining steps."""
 
     def __init__(
-        self, config: RunConfig, out_dir: Path, context: DistContext, dry_run: bool
+        self, config: RunConfig, data: RunData, out_dir: Path, context: DistContext,
+        dry_run: bool,
     ) -> None:
         self.config, self.out_dir, self.context, self.dry_run = config, out_dir, context, dry_run
         self.checkpoints = out_dir / "checkpoints"
@@ -116,7 +117,7 @@ class Trainer:
         self.precision = Precision.for_device(
             context.device, config.device.bf16, config.device.channels_last
         )
-        self.data: RunData = build_run_data(config)
+        self.data = data
         if dry_run:
             labels = [label for _, label in self.data.push.samples]
             self.data.push_indices = _one_per_class(
@@ -377,7 +378,8 @@ def train(
     resume: bool = False,
     dry_run: bool = False,
 ) -> Path:
-    """Train a ProtoPNet as ``config`` says into the run folder ``out_dir``; return ``model/``.
+    """Train the model ``config`` says (``[model] architecture``: ProtoPNet or PIP-Net) into the
+    run folder ``out_dir``; return ``model/``.
 
     Under torchrun each process calls this; they share the work (DDP) and rank 0 writes.
     ``resume`` continues after the last completed step with identical results.
@@ -385,11 +387,18 @@ def train(
     out_dir = Path(out_dir)
     context = init_distributed(device if device is not None else config.device.name)
     try:
+        data = build_run_data(config)  # bad data is refused before anything is written
         if context.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             _write_run_files(config, out_dir, context, resume)
         barrier(context)
-        trainer = Trainer(config, out_dir, context, dry_run)
+        trainer_class = Trainer
+        if config.model.architecture == "pipnet":
+            # imported here: pipnet_train builds on this module's Trainer
+            from protoexplain.training.pipnet_train import PIPNetTrainer
+
+            trainer_class = PIPNetTrainer
+        trainer = trainer_class(config, data, out_dir, context, dry_run)
         if resume:
             trainer.resume()
         return trainer.run()

@@ -4,6 +4,9 @@ Used by push (k = 1, own class only), by global analysis (``nearest``) and by pr
 contributes at most one patch per prototype (its best cell). Batches are merged with a streaming
 top-k, ordered by (distance, image index) so that the result does not depend on batch boundaries
 or on how images are sharded over processes.
+
+Nearness is ProtoPNet's squared L2 distance; for any other architecture of the model contract it
+is the negated similarity (−s: the most similar patch comes first).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.models.protocol import PrototypeModel, model_device, probe_grid
 
 
 @dataclass
@@ -93,8 +97,15 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(labels), torch.as_tensor(indices)
 
 
+def dissimilarity_maps(model: PrototypeModel, images: torch.Tensor) -> torch.Tensor:
+    """(B, P, H', W'): ProtoPNet's squared distances, otherwise −similarity."""
+    if isinstance(model, ProtoPNet):
+        return model.distance_maps(images)
+    return -model.similarity_maps(images)
+
+
 def batch_candidates(
-    model: ProtoPNet,
+    model: PrototypeModel,
     images: torch.Tensor,
     labels: torch.Tensor,
     indices: torch.Tensor,
@@ -103,14 +114,17 @@ def batch_candidates(
     keep_maps: bool = False,
 ) -> NearestPatches:
     """Every (prototype, image) pair of one batch: the image's best cell, shape (P, B)."""
-    latent = model.latent(images)
-    maps = model.latent_distances(latent).float()  # (B, P, H', W')
+    if keep_latents:
+        latent = model.latent(images)  # ProtoPNet only (push)
+        maps = model.latent_distances(latent).float()
+    else:
+        maps = dissimilarity_maps(model, images).float()  # (B, P, H', W')
     width = maps.shape[3]
     best, cell = maps.flatten(2).min(dim=2)  # (B, P)
     distance = best.T.contiguous().cpu()
     cell = cell.T.contiguous().cpu()
     if own_class_only:
-        own = labels.view(1, -1).cpu() == model.prototype_class.view(-1, 1).cpu()
+        own = labels.view(1, -1).cpu() == model.main_class.view(-1, 1).cpu()
         distance = distance.masked_fill(~own, float("inf"))
     num_prototypes = distance.shape[0]
     image_index = indices.view(1, -1).expand(num_prototypes, -1).cpu().long()
@@ -127,7 +141,7 @@ def batch_candidates(
 
 @torch.inference_mode()
 def find_nearest_patches(
-    model: ProtoPNet,
+    model: PrototypeModel,
     batches: Iterable[Any],
     k: int = 1,
     own_class_only: bool = False,
@@ -142,17 +156,15 @@ def find_nearest_patches(
     ``batches`` yields ``Batch(images, labels, indices)`` (or equal tuples) of normalised images;
     ``indices`` are the images' dataset indices. With ``own_class_only`` only images of the
     prototype's class count. The model is put in eval mode; tensors are returned on the CPU.
+    ``keep_latents`` (push) needs a ProtoPNet.
     """
     model.eval()
-    device = torch.device(device) if device is not None else model.prototype_vectors.device
-    _, depth, proto_h, proto_w = model.prototype_vectors.shape
-    cells = model.receptive_field().n
-    result = empty_nearest(
-        model.num_prototypes,
-        k,
-        depth * proto_h * proto_w if keep_latents else None,
-        (cells, cells) if keep_maps else None,
-    )
+    device = torch.device(device) if device is not None else model_device(model)
+    latent_size = None
+    if keep_latents:
+        latent_size = int(model.prototype_vectors[0].numel())
+    grid = probe_grid(model, model.input_spec.image_size) if keep_maps else None
+    result = empty_nearest(model.num_prototypes, k, latent_size, grid)
     for batch in tqdm(batches, desc="nearest patches", disable=not progress, leave=False):
         images, labels, indices = _unpack(batch)
         candidates = batch_candidates(

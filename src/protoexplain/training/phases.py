@@ -6,6 +6,7 @@ epochs) computed from the config, so a run can resume after any completed step.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from protoexplain.training.config import JointConfig, RunConfig, ScheduleConfig
 
 PARAMETER_GROUPS = ("features", "add_on_layers", "prototype_vectors", "last_layer")
+GroupParameters = Callable[[nn.Module, str], list[nn.Parameter]]
 
 
 @dataclass(frozen=True)
@@ -91,22 +93,30 @@ def group_parameters(model: nn.Module, name: str) -> list[nn.Parameter]:
     return [part] if isinstance(part, nn.Parameter) else list(part.parameters())
 
 
-def set_trainable(model: nn.Module, phase: Phase) -> None:
-    """Let exactly the phase's parameter groups receive gradients."""
-    for name in PARAMETER_GROUPS:
-        for parameter in group_parameters(model, name):
+def set_trainable(
+    model: nn.Module,
+    phase: Phase,
+    names: Sequence[str] = PARAMETER_GROUPS,
+    parameters: GroupParameters = group_parameters,
+) -> None:
+    """Let exactly the phase's parameter groups (of the architecture's ``names``) get gradients."""
+    for name in names:
+        for parameter in parameters(model, name):
             parameter.requires_grad_(name in phase.trainable)
 
 
-def make_optimizer(model: nn.Module, phase: Phase) -> torch.optim.Adam:
+def make_optimizer(
+    model: nn.Module, phase: Phase, parameters: GroupParameters = group_parameters
+) -> torch.optim.Adam:
     """Adam over the phase's parameter groups (one optimiser group per model part)."""
     groups = [
         {
-            "params": group_parameters(model, group.name),
+            "params": parameters(model, group.name),
             "lr": group.lr,
             "weight_decay": group.weight_decay,
         }
         for group in phase.groups
+        if parameters(model, group.name)  # a part without parameters (PIP-Net's bare add-on)
     ]
     return torch.optim.Adam(groups)
 

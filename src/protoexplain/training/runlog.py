@@ -20,9 +20,12 @@ METRIC_COLUMNS = (
 class RunLog:
     """Writes metrics and log lines on the main process only (others get a silent instance)."""
 
-    def __init__(self, folder: Path, active: bool) -> None:
+    def __init__(
+        self, folder: Path, active: bool, columns: tuple[str, ...] = METRIC_COLUMNS
+    ) -> None:
         self.folder = folder
         self.active = active
+        self.columns = columns
         self.logger = logging.getLogger("protoexplain.training")
         self._handler: logging.Handler | None = None
         self._writer: Any = None
@@ -48,10 +51,10 @@ class RunLog:
         if not self.active:
             return
         with atomic_open(self.folder / "metrics.csv", "w", encoding="utf-8", newline="") as out:
-            pd.DataFrame(rows, columns=list(METRIC_COLUMNS)).to_csv(out, index=False)
+            pd.DataFrame(rows, columns=list(self.columns)).to_csv(out, index=False)
         if self._writer is not None and rows:
             row = rows[-1]
-            for key in METRIC_COLUMNS[4:-1]:
+            for key in self.columns[4:-1]:
                 value = row.get(key)
                 if isinstance(value, float) and not math.isnan(value):
                     self._writer.add_scalar(f"{key}/{row['phase']}", value, row["step"])

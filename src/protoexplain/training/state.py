@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from protoexplain.errors import UserError
 from protoexplain.fileio import read_json, write_json
 from protoexplain.models.checkpoint import save_model
-from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.models.protocol import model_device
 
 OPTIMIZER_FILE = "optimizers.safetensors"
 STATE_FILE = "training.json"
@@ -78,9 +79,9 @@ def _join_optimizer(name: str, tensors: dict[str, torch.Tensor], meta: dict) -> 
 
 def save_training_state(
     directory: Path,
-    model: ProtoPNet,
+    model: nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
     progress: dict[str, Any],
     rng_states: list[dict[str, Any]],
 ) -> None:
@@ -97,7 +98,7 @@ def save_training_state(
         {
             "progress": progress,
             "optimizers": meta,
-            "scheduler": scheduler.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_states,
         },
     )
@@ -105,23 +106,24 @@ def save_training_state(
 
 def load_training_state(
     directory: str | os.PathLike,
-    model: ProtoPNet,
+    model: nn.Module,
     optimizers: dict[str, torch.optim.Optimizer],
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Load a checkpoint into the given objects; return (progress, per-process RNG states)."""
     directory = Path(directory)
     for name in ("model.safetensors", OPTIMIZER_FILE, STATE_FILE):
         if not (directory / name).is_file():
             raise UserError(f"checkpoint {directory} is incomplete ({name} missing); cannot resume")
-    device = str(model.prototype_vectors.device)
+    device = str(model_device(model))
     try:
         model.load_state_dict(load_file(str(directory / "model.safetensors"), device=device))
         saved = read_json(directory / STATE_FILE)
         tensors = load_file(str(directory / OPTIMIZER_FILE), device=device)
         for name, optimizer in optimizers.items():
             optimizer.load_state_dict(_join_optimizer(name, tensors, saved["optimizers"][name]))
-        scheduler.load_state_dict(saved["scheduler"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
         return saved["progress"], saved["rng"]
     except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as error:
         lines = str(error).strip().splitlines() or [type(error).__name__]

@@ -193,7 +193,7 @@ def _explain(args: argparse.Namespace) -> int:
         check_classes(model, dataset.classes, str(args.model_dir), dataset.root)
         describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
         if args.calibrate is not None:
-            describe["calibration"] = _calibrate(args, dataset, config, model.spec.image_size)
+            describe["calibration"] = _calibrate(args, dataset, config, model.input_spec.image_size)
         result = run_explain(model, dataset, args.out_dir, config, compare_with=args.compare_with,
                              describe=describe, overwrite=args.overwrite)
     finally:

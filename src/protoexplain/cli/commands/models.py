@@ -10,6 +10,8 @@ from protoexplain.errors import UserError
 from protoexplain.models import list_backbones, save_model
 from protoexplain.models.backbones import backbone_info
 from protoexplain.models.legacy import import_legacy
+from protoexplain.models.pipnet import PIPNET_TRUNKS
+from protoexplain.models.pipnet_legacy import import_pipnet_legacy
 from protoexplain.outputs import LOCK_NAME, locked_output
 
 ORDER = 10
@@ -23,19 +25,26 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
+    pipnet = args.architecture == "pipnet"
+    if args.arch not in (PIPNET_TRUNKS if pipnet else list_backbones()):
+        known = ", ".join(PIPNET_TRUNKS if pipnet else list_backbones())
+        raise UserError(f"--arch {args.arch} is no {args.architecture} backbone; choose one of: "
+                        f"{known}")
+    load = import_pipnet_legacy if pipnet else import_legacy
+    source = "original PIP-Net" if pipnet else "original ProtoPNet"
     with locked_output(args.out_dir, "import-legacy") as out_dir:
         if any(p.name != LOCK_NAME for p in out_dir.iterdir()):
             raise UserError(f"{out_dir} is not empty; import into a new folder so that no model "
                             "or file there is overwritten")
-        model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
+        model = load(args.checkpoint, args.arch, args.classes, args.image_size)
         out = save_model(
             model,
             out_dir,
-            metadata={"imported_from": Path(args.checkpoint).name, "source": "original ProtoPNet"},
+            metadata={"imported_from": Path(args.checkpoint).name, "source": source},
         )
     print(
         f"imported {model.num_prototypes} prototypes, {model.num_classes} classes, "
-        f"backbone {args.arch}, image size {model.spec.image_size} -> {out}/"
+        f"backbone {args.arch}, image size {model.input_spec.image_size} -> {out}/"
     )
     return 0
 
@@ -51,13 +60,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser(
         "import-legacy",
-        help="convert a checkpoint of the original ProtoPNet code into a protoexplain model",
+        help="convert a checkpoint of the original ProtoPNet or PIP-Net code into a protoexplain "
+        "model",
         description=(
             "Convert a checkpoint written by the original ProtoPNet code (a whole pickled PPNet "
             "module saved with torch.save(model), or a plain state dict) into a protoexplain "
             "model folder (model.safetensors + model.json). The pickle is read with an "
             "allow-list: only tensors and the original's module classes are rebuilt, as inert "
-            "data; a file referencing anything else is refused without running it."
+            "data; a file referencing anything else is refused without running it. With "
+            "--architecture pipnet: a checkpoint of the original PIP-Net code (the dict holding "
+            "'model_state_dict')."
         ),
         epilog=(
             "example: protoexplain import-legacy saved_models/vgg19/10push0.7822.pth "
@@ -69,9 +81,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--arch",
         required=True,
-        choices=list_backbones(),
         metavar="NAME",
-        help="backbone the checkpoint was trained with (see 'protoexplain backbones')",
+        help="backbone the checkpoint was trained with (see 'protoexplain backbones'; PIP-Net: "
+        f"{', '.join(PIPNET_TRUNKS)})",
+    )
+    parser.add_argument(
+        "--architecture",
+        choices=("protopnet", "pipnet"),
+        default="protopnet",
+        help="which original code wrote the checkpoint (default: protopnet)",
     )
     parser.add_argument(
         "--classes",

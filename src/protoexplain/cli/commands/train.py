@@ -1,4 +1,5 @@
-"""Commands ``train``, ``push`` and ``config``: ProtoPNet training and prototype projection."""
+"""Commands ``train``, ``push`` and ``config``: training (ProtoPNet, PIP-Net) and ProtoPNet's
+prototype projection."""
 
 from __future__ import annotations
 
@@ -27,9 +28,11 @@ def _train(args: argparse.Namespace) -> int:
         final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
     if final.exists() and is_main_process():
         meta = model_metadata(final)
+        pushed = final / "prototypes"
+        where = f"prototypes in {pushed}; " if pushed.is_dir() else ""
         print(
             f"trained model: {final} (test accuracy {meta.get('test_acc')}, validation "
-            f"{meta.get('val_acc')}); prototypes in {final / 'prototypes'}; metrics in "
+            f"{meta.get('val_acc')}); {where}metrics in "
             f"{out / 'metrics.csv'}; checkpoints in {out / 'checkpoints'}"
         )
     return 0
@@ -46,10 +49,10 @@ def _push(args: argparse.Namespace) -> int:
 
 def _push_into(args: argparse.Namespace, out: Path, device: torch.device) -> int:
     from protoexplain.data import ImageFolderDataset, eval_transform
-    from protoexplain.models import load_model, save_model
+    from protoexplain.models import load_model, require_protopnet, save_model
     from protoexplain.training import push_prototypes, save_push_artifacts, train_last_layer
 
-    model = load_model(args.model_dir, device=device)
+    model = require_protopnet(load_model(args.model_dir, device=device), "push")
     spec = model.spec
     dataset = ImageFolderDataset(
         args.push_data, eval_transform(spec.image_size, spec.mean, spec.std),
@@ -91,11 +94,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train``, ``push`` and ``config``."""
     train = subparsers.add_parser(
         "train",
-        help="train a ProtoPNet (warm-up, joint, push, last layer) from a TOML config",
+        help="train a ProtoPNet (warm-up, joint, push, last layer) or a PIP-Net (pre-training, "
+        "training) from a TOML config",
         description=(
-            "Train a ProtoPNet as the config says. Launch with torchrun for several GPUs or "
-            "processes. The run folder gets config.toml, metrics.csv, train.log, checkpoints/ "
-            "and model/ (the final model with its prototype images)."
+            "Train the model the config says ([model] architecture = protopnet | pipnet). Launch "
+            "with torchrun for several GPUs or processes (ProtoPNet only). The run folder gets "
+            "config.toml, metrics.csv, train.log, checkpoints/ and model/ (the final model; "
+            "ProtoPNet's with its prototype images)."
         ),
     )
     train.add_argument("--config", required=True, help="TOML config ('protoexplain config')")
