@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers_data import SRC, random_rgb
 from PIL import Image
 
 import protoexplain
+from helpers_data import SRC, random_rgb
 from protoexplain.data import ImageFolderDataset, ImageListDataset
 from protoexplain.errors import UserError
 from protoexplain.models import ModelSpec, ProtoPNet, load_model
@@ -146,5 +146,5 @@ def test_image_list_labels_and_errors(folder, tmp_path):
         with pytest.raises(UserError, match=message):
             ImageListDataset(images, labels, classes=["a", "b"] if labels else None)
     missing = ImageListDataset([tmp_path / "missing.png"])
-    with pytest.raises(UserError, match="missing.png"):
+    with pytest.raises(UserError, match=r"missing\.png"):
         missing.load_image(0)
