@@ -22,6 +22,8 @@ from protoexplain.pipeline.summary import dominant_characteristics
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 TINY_CONFIG = """
+threads = 1
+
 [dataset]
 source = "synthetic"
 preset = "mixed"
@@ -89,11 +91,24 @@ def tiny_config(tmp_path_factory) -> Path:
 def finished_run(tiny_config, tmp_path_factory) -> Path:
     config, _ = load_pipeline_config(tiny_config)
     run_dir = tmp_path_factory.mktemp("run")
+    threads = torch.get_num_threads()
     outcomes = run_pipeline(config, run_dir, device="cpu", log=lambda line: None)
     assert [o.status for o in outcomes] == [
         "ran", "ran", "disabled", "ran", "ran", "ran", "ran"
     ]
+    assert torch.get_num_threads() == threads  # the config's thread count held only for the run
     return run_dir
+
+
+def test_run_records_what_its_numbers_depend_on(finished_run):
+    expected = {
+        "torch": torch.__version__, "threads": 1,  # the config's, whatever the machine's default
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+    for path in (finished_run / "train" / "run.json", finished_run / ".pipeline" / "explain.json"):
+        recorded = json.loads(path.read_text())
+        assert {key: recorded[key] for key in expected} == expected, path
 
 
 def test_every_expected_output_exists_and_parses(finished_run):
@@ -174,6 +189,10 @@ def test_unknown_choices_are_one_line_errors(tmp_path):
                         encoding="utf-8")
         with pytest.raises(UserError, match=f"{section}.{key} must be one of"):
             load_pipeline_config(path)
+    path = tmp_path / "threads.toml"
+    path.write_text(TINY_CONFIG.replace("threads = 1", "threads = -1"), encoding="utf-8")
+    with pytest.raises(UserError, match="threads must be at least 0"):
+        load_pipeline_config(path)
 
 
 def test_dominant_characteristic_per_class_is_the_largest_mean():

@@ -1,4 +1,4 @@
-"""Data: robust RGB loading, ImageFolder datasets and loaders, transforms, CUB-200-2011
+"""Data: robust RGB loading, ImageFolder and image-list datasets, loaders, transforms, CUB-200-2011
 preparation, the original offline augmentation and a synthetic data set with known factors."""
 
 from protoexplain.data.augment import augment_folder
@@ -6,6 +6,7 @@ from protoexplain.data.augmentation import OriginalAugmentation
 from protoexplain.data.cub import prepare_cub
 from protoexplain.data.fingerprint import fingerprint_folder
 from protoexplain.data.folder import ImageFolderDataset
+from protoexplain.data.imagelist import ImageListDataset
 from protoexplain.data.images import IMAGE_EXTENSIONS, load_rgb, save_image
 from protoexplain.data.loader import Batch, SafeLoader, make_loader
 from protoexplain.data.synth import generate_synthetic, list_presets
@@ -22,6 +23,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "Batch",
     "ImageFolderDataset",
+    "ImageListDataset",
     "OriginalAugmentation",
     "SafeLoader",
     "augment_folder",

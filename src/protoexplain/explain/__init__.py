@@ -1,12 +1,7 @@
 """Explaining prototypes (Nauta et al.): image modifications, importance scores, statistics."""
 
-from protoexplain.explain.engine import (
-    ExplainConfig,
-    ExplainResult,
-    explain_dataset,
-    explain_image,
-    run_explain,
-)
+from protoexplain.explain.api import explain_dataset, explain_images
+from protoexplain.explain.engine import ExplainConfig, explain_image, run_explain
 from protoexplain.explain.modifications import (
     Modification,
     ModificationSetting,
@@ -16,6 +11,7 @@ from protoexplain.explain.modifications import (
     register_modification,
     resolve_settings,
 )
+from protoexplain.explain.result import ExplainResult, importance_table
 
 __all__ = [
     "ExplainConfig",
@@ -24,7 +20,9 @@ __all__ = [
     "ModificationSetting",
     "explain_dataset",
     "explain_image",
+    "explain_images",
     "get_modification",
+    "importance_table",
     "list_families",
     "list_modifications",
     "register_modification",

@@ -15,7 +15,6 @@ import math
 import os
 import platform
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,13 +50,12 @@ from protoexplain.explain.modifications import (
     ModificationSetting,
     resolve_settings,
 )
+from protoexplain.explain.result import GLOBAL_FILE, LOCAL_FILE, ExplainResult
 from protoexplain.explain.scores import ScoreSums, poisson_weights, score_batch
 from protoexplain.fileio import atomic_open, atomic_path, read_json, write_json
 from protoexplain.models.protocol import PrototypeModel
 from protoexplain.outputs import locked_output
 
-LOCAL_FILE = "local_scores.parquet"
-GLOBAL_FILE = "global_scores.csv"
 PARTS_DIR = "parts"
 
 
@@ -95,26 +93,6 @@ class ExplainConfig:
             raise UserError("local-top-k must be at least 1")
         if self.max_images is not None and self.max_images < 1:
             raise UserError("max-images must be at least 1")
-
-
-@dataclass
-class ExplainResult:
-    """What :func:`explain_dataset` produced; files live in ``out_dir``."""
-
-    out_dir: Path
-    global_scores: pd.DataFrame
-    stats: dict[str, Any]
-    n_images: int
-    already_complete: bool = False  # found finished with the same settings, not recomputed
-    _tmp: Any = field(default=None, repr=False)
-
-    @property
-    def local_scores_path(self) -> Path:
-        return self.out_dir / LOCAL_FILE
-
-    def local_scores(self) -> pd.DataFrame:
-        """The local table (can be very large: prefer ``--local-top-k`` or pyarrow filters)."""
-        return pd.read_parquet(self.local_scores_path)
 
 
 def select_indices(total: int, max_images: int | None) -> np.ndarray:
@@ -479,30 +457,6 @@ def _explain_locked(
     return _finalise(
         model, out_dir, config, plan, world, Path(compare_with) if compare_with else None
     )
-
-
-def explain_dataset(
-    model: PrototypeModel,
-    dataset: ImageFolderDataset,
-    modifications: list[str] | None = None,
-    strengths: dict[str, list[float]] | None = None,
-    out_dir: str | os.PathLike | None = None,
-    **options: Any,
-) -> ExplainResult:
-    """Python API: explain every image of ``dataset``; options are :class:`ExplainConfig` fields.
-
-    Without ``out_dir`` the files go to a temporary folder that lives as long as the result.
-    """
-    options.setdefault("progress", False)
-    config = ExplainConfig(modifications=modifications, strengths=dict(strengths or {}), **options)
-    tmp = None
-    if out_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="protoexplain-")
-        out_dir = tmp.name
-    result = run_explain(model, dataset, out_dir, config, rank=0, world_size=1)
-    assert result is not None
-    result._tmp = tmp
-    return result
 
 
 @torch.inference_mode()

@@ -3,6 +3,8 @@
 ``[dataset]`` says where images come from, ``[train]`` is a whole training config (the same
 sections as ``protoexplain config --print-default``; data paths are filled in by the pipeline when
 left empty), and ``[prune]``, ``[nearest]``, ``[explain]``, ``[report]`` configure the later steps.
+Top-level keys: ``device`` and ``threads`` (the CPU threads torch uses; the numbers depend on it,
+see :mod:`protoexplain.numerics`).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ class PipelineConfig:
     report: ReportSection = field(default_factory=ReportSection)
     train: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
+    threads: int = 0  # CPU threads for torch during the run (0: torch's default, one per core)
 
 
 #: Settings with a fixed set of values: (section, key, allowed values).
@@ -131,6 +134,9 @@ def load_pipeline_config(path: str | os.PathLike) -> tuple[PipelineConfig, Path]
         value = getattr(getattr(config, section), key)
         if value < minimum:
             raise UserError(f"{path}: {section}.{key} must be at least {minimum}, got {value}")
+    if config.threads < 0:
+        raise UserError(f"{path}: threads must be at least 0 (0: one per core), "
+                        f"got {config.threads}")
     if config.prune.tau > config.prune.k:
         raise UserError(f"{path}: prune.tau ({config.prune.tau}) cannot exceed prune.k "
                         f"({config.prune.k}), the nearest images it counts among")

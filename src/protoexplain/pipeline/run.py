@@ -23,6 +23,7 @@ from pathlib import Path
 
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, read_json_if_intact, write_json
+from protoexplain.numerics import cpu_threads, numeric_environment
 from protoexplain.pipeline.config import PipelineConfig
 from protoexplain.training.config import config_from_dict, dump_config
 from protoexplain.training.distributed import init_distributed, is_main_process, shutdown
@@ -216,7 +217,11 @@ def run_pipeline(
     config: PipelineConfig, run_dir: str | os.PathLike, *, device: str = "auto",
     log: Callable[[str], None] = print,
 ) -> list[StepOutcome]:
-    """Run every enabled step not yet complete; returns what ran and what was skipped."""
+    """Run every enabled step not yet complete; returns what ran and what was skipped.
+
+    Torch uses ``config.threads`` CPU threads meanwhile (when set); each step's marker records the
+    numeric environment it ran in (:func:`~protoexplain.numerics.numeric_environment`).
+    """
     run_dir = Path(run_dir)
     rank = 0 if is_main_process() else int(os.environ["RANK"])
     if rank != 0:
@@ -224,7 +229,8 @@ def run_pipeline(
     started_at = time.time()
     group = init_distributed(device) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     try:
-        return _run_steps(config, run_dir, device, log, rank, started_at)
+        with cpu_threads(config.threads):
+            return _run_steps(config, run_dir, device, log, rank, started_at)
     finally:
         if group is not None:
             shutdown(group)
@@ -267,7 +273,7 @@ def _run_steps(
         if rank == 0:
             marker.with_suffix(".failed").unlink(missing_ok=True)
             write_json(marker, {"step": step.name, "digest": upstream,
-                                "seconds": round(seconds, 2)})
+                                "seconds": round(seconds, 2), **numeric_environment()})
         outcomes.append(StepOutcome(step.name, "ran", seconds))
     return outcomes
 

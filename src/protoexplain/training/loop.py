@@ -28,6 +28,7 @@ from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, read_json, write_json
 from protoexplain.models.checkpoint import save_model
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
+from protoexplain.numerics import numeric_environment
 from protoexplain.tomlconfig import tomllib
 from protoexplain.training.artifacts import PROTOTYPES_DIR, save_push_artifacts
 from protoexplain.training.config import RunConfig, dump_config
@@ -357,7 +358,7 @@ def _write_run_files(config: RunConfig, out_dir: Path, context: DistContext, res
     write_json(
         out_dir / "run.json",
         {
-            "protoexplain": __version__, "torch": torch.__version__,
+            "protoexplain": __version__, **numeric_environment(),
             "python": platform.python_version(), "seed": config.seed,
             "world_size": context.world_size, "device": str(context.device),
             STARTED_CONFIG: text,
