@@ -95,6 +95,18 @@ def test_ensemble_logits_are_the_sum_and_models_are_untouched(tmp_path):
     confusion = pd.read_csv(tmp_path / "out" / "confusion.csv", index_col=0)
     assert list(confusion.columns) == CLASSES and confusion.to_numpy().sum() == 9
     assert per_class["correct"].tolist() == np.diag(confusion.to_numpy()).tolist()
+    # one row per image, of the ensemble: names as the folder lists them, softmax by hand
+    summed = (expected[0] + expected[1]).astype(np.float64)
+    exp = np.exp(summed - summed.max(axis=1, keepdims=True))
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert predictions["image"].tolist() == [f"{CLASSES[c]}/{i}.png" for c in range(3)
+                                             for i in range(2 + c)]
+    assert predictions["true"].tolist() == [CLASSES[c] for c in labels]
+    assert predictions["predicted"].tolist() == [CLASSES[c] for c in summed.argmax(axis=1)]
+    assert predictions["correct"].tolist() == (summed.argmax(axis=1) == labels).tolist()
+    np.testing.assert_allclose(predictions["probability"], exp.max(axis=1) / exp.sum(axis=1),
+                               rtol=1e-5)
+    assert result["data"] == str(tmp_path / "data")
 
 
 def test_cli_evaluate_several_models_and_errors(tmp_path, capsys):

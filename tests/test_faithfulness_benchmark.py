@@ -29,7 +29,7 @@ from protoexplain.benchmark.faithfulness import (
     training_config,
 )
 from protoexplain.benchmark.significance import add_significance, share_greater_p, share_interval
-from protoexplain.benchmark.tables import markdown_table, recommend_family
+from protoexplain.benchmark.tables import Recommendation, markdown_table, recommend
 from protoexplain.data import ImageFolderDataset, generate_synthetic
 from protoexplain.explain import explain_dataset
 from protoexplain.models import ModelSpec, ProtoPNet, load_model
@@ -65,17 +65,45 @@ def test_factor_ranks_refuses_two_strengths_per_modification():
         factor_ranks(scores, "hue")
 
 
-def test_recommend_family_prefers_hue_and_shape_recovery():
-    table = pd.DataFrame([
-        {"preset": "hue", "family": "a", "model": "trained", "top1_share": 0.9},
-        {"preset": "shape", "family": "a", "model": "trained", "top1_share": 0.8},
-        {"preset": "texture", "family": "a", "model": "trained", "top1_share": 0.0},
-        {"preset": "hue", "family": "b", "model": "trained", "top1_share": 0.5},
-        {"preset": "shape", "family": "b", "model": "trained", "top1_share": 0.5},
-        {"preset": "texture", "family": "b", "model": "trained", "top1_share": 1.0},
-        {"preset": "hue", "family": "b", "model": "control", "top1_share": 1.0},
-    ])
-    assert recommend_family(table) == "a"
+def _family_table(shares: dict[str, tuple[float, float, float]], n: int = 40,
+                  accuracy: float = 1.0) -> pd.DataFrame:
+    """Trained rows: family → top-1 share on (hue, shape, texture), ``n`` prototypes each."""
+    rows = [{"preset": preset, "family": family, "model": "trained", "top1_share": share,
+             "n_prototypes": n, "accuracy": accuracy}
+            for family, values in shares.items()
+            for preset, share in zip(("hue", "shape", "texture"), values, strict=True)]
+    rows.append({"preset": "hue", "family": "b", "model": "control_trunk", "top1_share": 1.0,
+                 "n_prototypes": n, "accuracy": accuracy})  # controls do not count
+    return pd.DataFrame(rows)
+
+
+def test_recommend_prefers_hue_and_shape_recovery_with_separate_intervals():
+    chosen = recommend(_family_table({"a": (0.9, 0.8, 0.0), "b": (0.5, 0.5, 1.0)}))
+    assert chosen.family == "a"
+    # pooled over hue and shape: a 36 + 32 of 80, b 20 + 20 of 80
+    low, high = wilson_by_hand(68, 80)
+    other_high = wilson_by_hand(40, 80)[1]
+    assert low > other_high
+    assert f"{100 * low:.0f}–{100 * high:.0f} %" in chosen.reason
+    assert chosen.sentence().startswith("Recommended family: **a** (best top-1 share")
+
+
+def test_recommend_nothing_from_a_smoke_run_weak_models_or_overlapping_intervals():
+    clear = _family_table({"a": (0.9, 0.8, 0.0), "b": (0.5, 0.5, 1.0)})
+    smoke = recommend(clear, smoke=True)
+    assert smoke.family is None and "--quick" in smoke.reason
+    assert smoke.sentence().startswith("No family recommended: ")
+    weak = clear.assign(accuracy=np.where(clear["preset"] == "shape", 0.31, 0.56))
+    refused = recommend(weak)
+    assert refused.family is None
+    assert "hue 56%" in refused.reason and "shape 31%" in refused.reason
+    assert "texture" not in refused.reason  # only the key presets decide
+    # the same shares from 4 prototypes per preset: 6 of 8 against 4 of 8 overlap
+    small = recommend(_family_table({"a": (0.75, 0.75, 0.0), "b": (0.5, 0.5, 1.0)}, n=4))
+    assert wilson_by_hand(6, 8)[0] <= wilson_by_hand(4, 8)[1]
+    assert small.family is None and "overlaps b's" in small.reason
+    only_hue = recommend(clear[clear["preset"] != "shape"])
+    assert only_hue.family is None and "lacks shape" in only_hue.reason
 
 
 def test_control_keeps_the_trunk_and_redraws_prototypes():
@@ -157,14 +185,18 @@ def test_markdown_table_reports_every_control():
                                ("control_patches", 0.25, 3.0), ("control_random", 0.0, 4.5)):
         rows.append({"preset": "hue", "family": "perceptual", "model": model, "accuracy": 1.0,
                      "top1_share": share, "mean_rank": rank, "n_prototypes": 4, "tops": "hue:3"})
-    markdown = markdown_table(pd.DataFrame(rows), "perceptual")
+    chosen = Recommendation("perceptual", "best")
+    markdown = markdown_table(pd.DataFrame(rows), chosen)
     header, _, row = markdown.splitlines()[:3]
     assert "trunk control top-1" in header and "random control mean rank" in header
     assert "patch control top-1" in header
     assert row == ("| hue | **perceptual** | 100% | 75% | 1.25 | 50% | 2.00 | 25% | 3.00 "
                    "| 0% | 4.50 | hue:3 |")
-    only_trunk = markdown_table(pd.DataFrame(rows[:2]), "perceptual").splitlines()[2]
+    only_trunk = markdown_table(pd.DataFrame(rows[:2]), chosen).splitlines()[2]
     assert only_trunk.endswith("| 50% | 2.00 | – | – | – | – | hue:3 |")
+    none = markdown_table(pd.DataFrame(rows), Recommendation(None, "too few prototypes"))
+    assert "**" not in none
+    assert "No family recommended: too few prototypes." in none
 
 
 @pytest.mark.parametrize(("k1", "n1", "k2", "n2"), [(4, 4, 0, 4), (32, 40, 25, 40), (2, 10, 9, 10)])
@@ -188,7 +220,7 @@ def test_significance_columns_and_their_markdown():
     assert table.loc[[0, 3], "p_trained_greater"].isna().all()  # trained; no trained row
     assert table.loc[1, "p_trained_greater"] == pytest.approx(1 / 70)
     assert table.loc[2, "p_trained_greater"] == pytest.approx(fisher_greater_by_hand(4, 4, 3, 4))
-    row = markdown_table(table.iloc[:3], "perceptual").splitlines()[2]
+    row = markdown_table(table.iloc[:3], Recommendation("perceptual", "best")).splitlines()[2]
     low = 100 * wilson_by_hand(4, 4)[0]
     p_random = fisher_greater_by_hand(4, 4, 3, 4)
     assert f"| 100% ({low:.0f}–100) |" in row
@@ -234,7 +266,8 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert written["importance"].to_dict() == pytest.approx(expected.to_dict(), abs=1e-6)
     markdown = (tmp_path / "faithfulness.md").read_text(encoding="utf-8")
     assert markdown.startswith("| preset | family |")
-    assert summary["recommended_family"] in markdown
+    assert summary["recommended_family"] is None  # a smoke run recommends nothing
+    assert "No family recommended: a --quick smoke run" in markdown
     assert (tmp_path / "dose_hue.png").stat().st_size > 0
     assert summary["calibration"]["hue"]["perceptual"]["5.0"]["metric"] == "CIEDE2000"
     run_config = (tmp_path / "runs" / "hue" / "config.toml").read_text(encoding="utf-8")
@@ -276,6 +309,7 @@ def test_quick_benchmark_runs_end_to_end_from_the_cli(tmp_path):
     summary = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
     assert summary["presets_done"] == ["hue", "shape", "texture", "contrast", "saturation"]
     assert summary["config"]["train_per_class"] == 16 and summary["config"]["epochs"] == 4
+    assert summary["recommended_family"] is None and "no family recommended" in result.stdout
     table = pd.read_csv(tmp_path / "faithfulness.csv")
     assert len(table) == 5 * 4 * 4  # presets × families × models
     assert table.groupby(["preset", "family"]).size().eq(4).all()

@@ -1,90 +1,76 @@
-"""Content of the report's figures: bars, their order, error bars, axes and labels."""
+"""Content of the report's charts (inline SVG layouts) and summary figures."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from matplotlib.patches import Rectangle
+import pytest
 
-from protoexplain.report import figures
-
-
-def _bars(ax) -> list[Rectangle]:
-    return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_height() < 1.0
-            and p.get_fill()]
+from protoexplain.report import charts, figures
 
 
-def _bar_ticks(ax) -> list[str]:
-    """Tick labels from top to bottom."""
-    ticks = sorted(zip(ax.get_yticks(), [t.get_text() for t in ax.get_yticklabels()],
-                       strict=True), reverse=True)
-    return [label for _, label in ticks]
+def test_bar_chart_orders_groups_scales_bars_and_draws_intervals() -> None:
+    series = {"train": {"hue": (0.2, 0.1, 0.4), "shape": (0.9, 0.8, 1.1),
+                        "texture": (-0.5, -0.6, -0.3)},
+              "test": {"hue": (0.1, None, None), "shape": (0.8, 0.7, 1.0)}}
+    order = charts.ordered_groups({m: v[0] for m, v in series["train"].items()})
+    assert order == ["shape", "hue", "texture"]
+    chart = charts.bar_chart(order, series, figures.GLOBAL_LABEL)
+    assert [name for name, _ in chart.rows] == order
+    ys = [y for _, y in chart.rows]
+    assert ys == sorted(ys)  # drawn top to bottom in the given order
+    assert len(chart.bars) == 5  # test has no texture
+    # one pixel scale for every bar: length / value is the same, bars start at zero
+    ticks = chart.ticks
+    scale = (ticks[-1].position - ticks[0].position) / (float(ticks[-1].text)
+                                                        - float(ticks[0].text))
+    for bar in chart.bars:  # coordinates are rounded to 0.1 px
+        assert bar.x1 - bar.x0 == pytest.approx(abs(bar.value) * scale, abs=0.15)
+        assert (bar.x1 if bar.value < 0 else bar.x0) == chart.zero
+    shape_train = next(b for b in chart.bars if b.series == "train" and b.value == 0.9)
+    low, high = shape_train.interval
+    assert high - low == pytest.approx(0.3 * scale, abs=0.15)
+    assert next(b for b in chart.bars if b.value == 0.1).interval is None
+    assert [name for name, _ in chart.legend] == ["train", "test"]
+    ticks = [t.position for t in chart.ticks]
+    assert chart.plot_left <= min(ticks) and max(ticks) <= chart.plot_right
 
 
-def test_explanation_panel_orders_bars_and_boxes_patch() -> None:
-    importances = {"texture": 0.75, "hue": 2.25, "contrast": 0.06, "shape": 1.01,
-                   "saturation": -0.08}
-    fig = figures.explanation_panel(
-        np.zeros((32, 32, 3), np.uint8), (2, 10, 4, 12), np.ones((8, 8, 3)),
-        np.zeros((32, 32, 3)), importances, source_box=(0, 5, 0, 5), title="<b>$x$</b>",
-    )
-    test_ax, crop_ax, source_ax, bar_ax = fig.axes
-    bars = bar_ax.containers[0]
-    assert len(bars) == 5
-    assert _bar_ticks(bar_ax) == ["hue", "shape", "texture", "contrast", "saturation"]
-    by_y = sorted(bars, key=lambda b: -b.get_y())
-    assert [b.get_width() for b in by_y] == sorted(importances.values(), reverse=True)
-    assert bar_ax.get_xlabel() == figures.LOCAL_LABEL
-    box = [p for p in test_ax.patches if not p.get_fill()]
-    assert len(box) == 1 and (box[0].get_x(), box[0].get_y()) == (3.5, 1.5)
-    assert (box[0].get_width(), box[0].get_height()) == (8, 8)
-    assert len([p for p in source_ax.patches if not p.get_fill()]) == 1
-    assert not crop_ax.patches
-    assert fig._suptitle.get_text() == "<b>$x$</b>"
+def test_bar_chart_sign_colours_and_nice_ticks() -> None:
+    values = {"local": {"a": (2.0, None, None), "b": (-1.0, None, None)}}
+    chart = charts.bar_chart(["a", "b"], values, figures.LOCAL_LABEL, sign_colours=True)
+    assert [b.colour for b in chart.bars] == [charts.POSITIVE, charts.NEGATIVE]
+    assert chart.legend == []
+    # a range of 3 in about 4 intervals: 0.75 apart, rounded up to the nice step 1
+    assert charts.nice_ticks(-1.0, 2.0) == [-1.0, 0.0, 1.0, 2.0]
+    assert charts.nice_ticks(0.0, 0.03) == pytest.approx([0.0, 0.01, 0.02, 0.03])
 
 
-def _frame(values: dict[str, float], spread: float = 0.1) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"weighted_delta": values, "ci_low": {k: v - spread for k, v in values.items()},
-         "ci_high": {k: v + 2 * spread for k, v in values.items()}}
-    )
+def test_line_chart_draws_points_by_strength_with_a_band() -> None:
+    rows = {"train": [(0.2, 3.0, 2.5, 3.5), (0.05, 1.0, 0.5, 1.5), (0.1, 2.0, 1.5, 2.5)]}
+    chart = charts.line_chart("hue", rows)
+    line = chart.lines[0]
+    assert [(s, v) for _, _, s, v in line.points] == [(0.05, 1.0), (0.1, 2.0), (0.2, 3.0)]
+    xs = [x for x, _, _, _ in line.points]
+    ys = [y for _, y, _, _ in line.points]
+    assert xs == sorted(xs) and ys == sorted(ys, reverse=True)  # larger values drawn higher
+    assert len(line.band) == 6 and [t.text for t in chart.x_ticks] == ["0.05", "0.1", "0.2"]
+    assert chart.zero is not None and chart.zero >= max(ys)
 
 
-def test_global_panel_has_grouped_bars_with_intervals() -> None:
-    train = _frame({"hue": 0.2, "shape": 0.9, "texture": 0.5})
-    test = _frame({"hue": 0.1, "shape": 0.8, "texture": 0.7})
-    nearest = [(np.zeros((6, 6, 3)), f"nearest {r}") for r in (1, 2, 3)]
-    fig = figures.global_panel(np.ones((5, 5, 3)), np.zeros((20, 20, 3)), (1, 4, 1, 4), nearest,
-                               {"train": train, "test": test})
-    assert len(fig.axes) == 2 + 3 + 1
-    bar_ax = fig.axes[-1]
-    assert [len(c) for c in bar_ax.containers if hasattr(c, "patches")] == [3, 3]
-    assert _bar_ticks(bar_ax) == ["shape", "texture", "hue"]  # ordered by train
-    assert bar_ax.get_xlabel() == figures.GLOBAL_LABEL
-    errorbars = [c for c in bar_ax.containers if type(c).__name__ == "ErrorbarContainer"]
-    assert len(errorbars) == 2
-    segments = errorbars[0].lines[2][0].get_segments()
-    widths = sorted(round(seg[1][0] - seg[0][0], 6) for seg in segments)
-    assert widths == [0.3, 0.3, 0.3]  # ci_high − ci_low
-    assert [t.get_text() for t in bar_ax.get_legend().get_texts()] == ["train", "test"]
-    assert [ax.get_title() for ax in fig.axes[2:5]] == ["nearest 1", "nearest 2", "nearest 3"]
-
-
-def test_dose_response_only_for_several_strengths() -> None:
-    rows = pd.DataFrame({
-        "modification": ["hue", "hue", "hue", "shape"], "strength": [0.2, 0.05, 0.1, 4.0],
-        "weighted_delta": [3.0, 1.0, 2.0, 1.0], "ci_low": [2.5, 0.5, 1.5, 0.5],
-        "ci_high": [3.5, 1.5, 2.5, 1.5],
-    })
-    fig = figures.dose_response(rows)
-    assert len(fig.axes) == 1
-    ax = fig.axes[0]
-    line = ax.get_lines()[0]
-    assert list(line.get_xdata()) == [0.05, 0.1, 0.2]
-    assert list(line.get_ydata()) == [1.0, 2.0, 3.0]
-    assert (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) == (
-        "hue", "strength", "global importance")
-    assert figures.dose_response(rows[rows["modification"] == "shape"]) is None
+def test_training_curves_and_confusion_heatmap() -> None:
+    log = pd.DataFrame({"step": [0, 1, 2], "epoch": [0, 0, 1], "phase": ["joint", "push", "joint"],
+                        "loss": [2.0, None, 1.0], "train_acc": [0.3, None, 0.6],
+                        "val_acc": [0.2, 0.25, 0.5], "test_acc": [None, 0.3, 0.55]})
+    loss_ax, acc_ax = figures.training_curves(log).axes
+    joint = loss_ax.get_lines()[0]
+    assert list(joint.get_xdata()) == [0, 2] and list(joint.get_ydata()) == [2.0, 1.0]
+    assert [t.get_text() for t in acc_ax.get_legend().get_texts()] == [
+        "train", "validation", "test"]
+    assert list(acc_ax.get_lines()[1].get_ydata()) == [0.2, 0.25, 0.5]
+    matrix = pd.DataFrame([[3, 1], [0, 0]], index=["a", "b"], columns=["a", "b"])
+    image = figures.confusion_heatmap(matrix).axes[0].get_images()[0]
+    np.testing.assert_allclose(image.get_array(), [[0.75, 0.25], [0.0, 0.0]])
 
 
 def test_heatmap_and_scatter() -> None:
@@ -110,7 +96,7 @@ def test_heatmap_and_scatter() -> None:
 
 
 def test_save_figure_writes_png_and_svg(tmp_path) -> None:
-    fig = figures.explanation_panel(None, None, None, None, {"hue": 1.0}, title="a $ b < c")
+    fig = figures.score_heatmap(pd.DataFrame({"a $ b < c": [1.0, -1.0]}))
     paths = figures.save_figure(fig, tmp_path / "panel")
     assert [p.name for p in paths] == ["panel.png", "panel.svg"]
     assert paths[0].read_bytes().startswith(b"\x89PNG")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,12 +24,15 @@ from protoexplain.models import PrototypeModel, model_device
 
 @dataclass
 class Evaluation:
-    """Logits of every model (M, N, C) on the images, their labels (N,) and the class names."""
+    """Logits of every model (M, N, C) on the images, their labels (N,) and the class names;
+    ``images``: each image's path relative to ``data_root`` (POSIX), in the same order."""
 
     logits: np.ndarray
     labels: np.ndarray
     class_names: list[str]
     model_names: list[str]
+    images: list[str] = field(default_factory=list)
+    data_root: str | None = None
 
     @property
     def ensemble_logits(self) -> np.ndarray:
@@ -82,8 +85,9 @@ def predict_logits(
     workers: int = 0,
     progress: bool = False,
     desc: str = "evaluate",
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(N, C) logits and (N,) labels of every image in ``root``, in dataset order."""
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """(N, C) logits, (N,) labels, the class names and the images' paths relative to ``root``, in
+    dataset order (unreadable images skipped with ``on_error="skip"`` are left out)."""
     spec = model.input_spec
     dataset = ImageFolderDataset(root, eval_transform(spec.image_size, spec.mean, spec.std))
     check_classes(model, dataset.classes, desc, Path(root))
@@ -100,7 +104,10 @@ def predict_logits(
     finally:
         model.train(was_training)
     labels = np.asarray(dataset.targets)
-    return logits[seen].numpy(), labels[seen.numpy()], dataset.classes
+    kept = seen.numpy()
+    images = [Path(path).relative_to(dataset.root).as_posix()
+              for (path, _), keep in zip(dataset.samples, kept, strict=True) if keep]
+    return logits[seen].numpy(), labels[kept], dataset.classes, images
 
 
 def evaluate_models(
@@ -116,13 +123,13 @@ def evaluate_models(
     names = list(names) if names is not None else [f"model{i}" for i in range(len(models))]
     if len({m.num_classes for m in models}) > 1:
         raise UserError("the models have different class counts; an ensemble needs equal classes")
-    all_logits, labels, classes = [], None, []
+    all_logits, labels, classes, images = [], None, [], []
     for model, name in zip(models, names, strict=True):
-        logits, labels, classes = predict_logits(
+        logits, labels, classes, images = predict_logits(
             model, root, batch_size=batch_size, workers=workers, progress=progress, desc=name
         )
         all_logits.append(logits)
-    return Evaluation(np.stack(all_logits), labels, list(classes), names)
+    return Evaluation(np.stack(all_logits), labels, list(classes), names, images, str(root))
 
 
 def metrics(evaluation: Evaluation) -> dict:
@@ -142,12 +149,28 @@ def metrics(evaluation: Evaluation) -> dict:
     ensemble = None
     if len(models) > 1:
         ensemble = {"models": evaluation.model_names, **scores(evaluation.ensemble_logits)}
-    return {"models": models, "ensemble": ensemble, "n_images": len(labels)}
+    return {"models": models, "ensemble": ensemble, "n_images": len(labels),
+            "data": evaluation.data_root}
+
+
+def predictions(evaluation: Evaluation) -> pd.DataFrame:
+    """One row per image (of the ensemble when there are several models): ``image, true,
+    predicted`` (class names), ``correct`` and ``probability`` (softmax of the predicted class)."""
+    logits = evaluation.ensemble_logits.astype(np.float64)
+    predicted = logits.argmax(axis=1)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probability = shifted[np.arange(len(predicted)), predicted] / shifted.sum(axis=1)
+    names = np.asarray(evaluation.class_names, dtype=object)
+    return pd.DataFrame({
+        "image": evaluation.images or [""] * len(predicted),
+        "true": names[evaluation.labels], "predicted": names[predicted],
+        "correct": predicted == evaluation.labels, "probability": probability,
+    })
 
 
 def save_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict:
-    """Write ``metrics.json``, ``per_class.csv`` and ``confusion.csv`` (of the ensemble when
-    there are several models); return the metrics."""
+    """Write ``metrics.json``, ``per_class.csv``, ``confusion.csv`` and ``predictions.csv`` (of
+    the ensemble when there are several models); return the metrics."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = metrics(evaluation)
@@ -169,5 +192,7 @@ def save_evaluation(evaluation: Evaluation, out_dir: str | Path) -> dict:
         per_class.to_csv(handle, index=False)
     with atomic_open(out / "confusion.csv", "w", newline="") as handle:
         pd.DataFrame(matrix, index=pd.Index(names, name="true"), columns=names).to_csv(handle)
+    with atomic_open(out / "predictions.csv", "w", newline="") as handle:
+        predictions(evaluation).to_csv(handle, index=False)
     write_json(out / "metrics.json", result)
     return result

@@ -30,7 +30,7 @@ from protoexplain import __version__
 from protoexplain.benchmark.plots import plot_dose_response
 from protoexplain.benchmark.ranking import TRUE_FACTOR, factor_ranks, summarise_ranks
 from protoexplain.benchmark.significance import add_significance
-from protoexplain.benchmark.tables import markdown_table, recommend_family
+from protoexplain.benchmark.tables import markdown_table, recommend
 from protoexplain.data import ImageFolderDataset, eval_transform, generate_synthetic, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
@@ -90,13 +90,14 @@ class FaithfulnessConfig:
     dose_targets: tuple[float, ...] = field(default=(2.5, DEFAULT_TARGET, 10.0))
     seed: int = 0
     workers: int = 0
+    smoke: bool = False
 
 
 def quick_config(**overrides: Any) -> FaithfulnessConfig:
     """A few-minute configuration on two CPU cores (``--quick``)."""
     quick = FaithfulnessConfig(
         train_per_class=16, test_per_class=4, prototypes_per_class=4, prototype_depth=16, epochs=4,
-        last_layer_epochs=2, calibration_images=4,
+        last_layer_epochs=2, calibration_images=4, smoke=True,
     )
     return replace(quick, **overrides)
 
@@ -308,8 +309,9 @@ class _PresetResult:
                    saved["importance"], saved["dose"])
 
 
-#: Settings that change no preset's result: which presets run together, and worker processes.
-NEUTRAL_SETTINGS = ("presets", "workers")
+#: Settings that change no preset's result: which presets run together, worker processes, and
+#: whether the run is a smoke run (that changes only the recommendation).
+NEUTRAL_SETTINGS = ("presets", "workers", "smoke")
 
 
 def result_settings(config: FaithfulnessConfig) -> dict:
@@ -412,15 +414,16 @@ def _write_outputs(
         dose.to_csv(handle, index=False)
     with atomic_open(out / "importance.csv", newline="") as handle:
         importance.to_csv(handle, index=False)
-    recommended = recommend_family(table)
+    recommendation = recommend(table, smoke=config.smoke)
     done = [res.preset for res in results]
     with atomic_open(out / "faithfulness.md", encoding="utf-8") as handle:
-        handle.write(markdown_table(table, recommended))
+        handle.write(markdown_table(table, recommendation))
     figures = [plot_dose_response(dose, preset, out / f"dose_{preset}.png")
                for preset in done]
     summary = {
         "config": asdict(config),
-        "recommended_family": recommended,
+        "recommended_family": recommendation.family,
+        "recommendation": recommendation.reason,
         "presets_done": done,
         "wall_seconds": round(seconds, 1),
         "device": str(device),

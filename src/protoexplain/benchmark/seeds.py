@@ -26,7 +26,7 @@ from protoexplain.benchmark.faithfulness import (
     run_faithfulness,
 )
 from protoexplain.benchmark.significance import add_significance
-from protoexplain.benchmark.tables import markdown_table, percent, recommend_family
+from protoexplain.benchmark.tables import markdown_table, percent, recommend
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, read_json, write_json
 
@@ -169,14 +169,14 @@ def combine_runs(folders: list[str | os.PathLike], out_dir: str | os.PathLike) -
     out.mkdir(parents=True, exist_ok=True)
     per_prototype = all_ranks(runs, presets)
     table = pooled_table(runs, presets, per_prototype)
-    recommended = recommend_family(table)
+    recommendation = recommend(table, smoke=any(run.config.smoke for run in runs))
     with atomic_open(out / "faithfulness.csv", newline="") as handle:
         table.to_csv(handle, index=False)
     with atomic_open(out / "per_prototype.csv", newline="") as handle:
         per_prototype.to_csv(handle, index=False)
     seeds = [run.config.seed for run in runs]
     markdown = (
-        markdown_table(table, recommended)
+        markdown_table(table, recommendation)
         + f"\nPooled over seeds {', '.join(map(str, seeds))} ({len(runs)} independently trained "
         "models per preset, each with its own controls). Top-1 share of the true factor in each "
         "run:\n\n" + _seed_table(table, per_prototype, seeds)
@@ -188,7 +188,8 @@ def combine_runs(folders: list[str | os.PathLike], out_dir: str | os.PathLike) -
         "seeds": seeds,
         "runs": [os.path.relpath(run.folder, out) for run in runs],
         "presets_done": list(presets),
-        "recommended_family": recommended,
+        "recommended_family": recommendation.family,
+        "recommendation": recommendation.reason,
         "files": ["faithfulness.csv", "faithfulness.md", "per_prototype.csv"],
     }
     write_json(out / "benchmark.json", summary)

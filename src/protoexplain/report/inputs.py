@@ -1,8 +1,10 @@
-"""Find and read what a report shows: the model, explanation scores, evaluation and nearest patches.
+"""Find and read what a report shows: the model, explanation scores, evaluation, nearest patches
+and the training log.
 
-A report can be built from a pipeline run folder (``train/model``, ``pruned/``, ``evaluation/``,
-``nearest/``, ``explain/<split>/``), a training run folder (``model/``) or a model folder; any part
-may be missing. Readers check the documented columns and name the file when one is absent.
+A report can be built from a pipeline run folder (``train/model``, ``train/metrics.csv``,
+``pruned/``, ``evaluation/``, ``nearest/``, ``explain/<split>/``), a training run folder
+(``model/``, ``metrics.csv``) or a model folder; any part may be missing. Readers check the
+documented columns and name the file when one is absent.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ GLOBAL_COLUMNS = (
     "ci_low", "ci_high",
 )
 NEAREST_COLUMNS = ("prototype", "rank", "image", "distance")
+TRAINING_COLUMNS = ("step", "epoch", "phase", "loss", "train_acc", "val_acc", "test_acc")
+PREDICTION_COLUMNS = ("image", "true", "predicted", "correct", "probability")
+TRAINING_LOG = "metrics.csv"
 SPLIT_ORDER = ("train", "test")
 
 
@@ -37,6 +42,7 @@ class RunInputs:
     evaluation_dir: Path | None = None
     nearest_dir: Path | None = None
     images_dir: Path | None = None
+    training_log: Path | None = None
 
 
 def _is_model(path: Path) -> bool:
@@ -133,9 +139,11 @@ def locate_inputs(
             raise UserError(f"{named} has no {needed.name}; pass {kind} output folder")
     if images_dir and not Path(images_dir).is_dir():
         raise UserError(f"image folder {images_dir} does not exist")
+    logs = (root / "train" / TRAINING_LOG, root / TRAINING_LOG, model.parent / TRAINING_LOG)
     return RunInputs(
         root=root,
         model_dir=model,
+        training_log=next((log for log in logs if log.is_file()), None),
         explain=found_explain,
         evaluation_dir=evaluation if (evaluation / "metrics.json").is_file() else None,
         nearest_dir=nearest if (nearest / "nearest.csv").is_file() else None,
@@ -178,3 +186,26 @@ def read_nearest(nearest_dir: Path | None) -> pd.DataFrame | None:
     if nearest_dir is None:
         return None
     return read_table(nearest_dir / "nearest.csv", NEAREST_COLUMNS)
+
+
+def read_training_log(path: Path | None) -> pd.DataFrame | None:
+    """A training run's ``metrics.csv`` (one row per phase of an epoch), when there is one."""
+    return None if path is None else read_table(path, TRAINING_COLUMNS)
+
+
+def read_confusion(evaluation_dir: Path | None) -> pd.DataFrame | None:
+    """``confusion.csv`` of an evaluation (rows true class, columns predicted), when present."""
+    path = evaluation_dir / "confusion.csv" if evaluation_dir else None
+    if path is None or not path.is_file():
+        return None
+    table = read_table(path, ("true",)).set_index("true")
+    if list(table.index.astype(str)) != list(table.columns):
+        raise UserError(f"{path} is not square with the same classes in rows and columns; "
+                        "rerun 'evaluate'")
+    return table
+
+
+def read_predictions(evaluation_dir: Path | None) -> pd.DataFrame | None:
+    """``predictions.csv`` of an evaluation (one row per image), when present."""
+    path = evaluation_dir / "predictions.csv" if evaluation_dir else None
+    return read_table(path, PREDICTION_COLUMNS) if path is not None and path.is_file() else None

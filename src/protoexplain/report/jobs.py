@@ -1,89 +1,54 @@
-"""Work done in parallel worker processes: per-prototype figures, thumbnails and crop statistics,
-and local explanation panels. Jobs are plain dictionaries; nothing here imports torch.
+"""Work done in parallel worker threads: each prototype's crop statistics and the image files
+its table row and page show (thumbnail, crop, source with box, nearest patches). Jobs are plain
+dictionaries; an output path of ``None`` means the file is there already (see
+:mod:`protoexplain.report.images`). Nothing here imports torch or matplotlib.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from PIL import Image
 from tqdm import tqdm
 
-from protoexplain.data.images import load_rgb
-from protoexplain.fileio import atomic_path
-from protoexplain.report import figures
 from protoexplain.report.findings import crop_statistics
+from protoexplain.report.images import load_image, write_boxed, write_copy, write_thumbnail
 
-THUMB_SIDE = 64
-
-
-def load_image(path: str | Path | None) -> np.ndarray | None:
-    """An RGB array of ``path``, or ``None`` when there is no such file."""
-    if path is None or not Path(path).is_file():
-        return None
-    return np.asarray(load_rgb(path))
+#: Fewer jobs than this are done inline.
+MIN_PARALLEL_JOBS = 64
 
 
 def prototype_job(job: dict[str, Any]) -> dict[str, Any]:
-    """Thumbnail + crop statistics for one prototype; its figures when ``job['page']`` is set."""
+    """Crop statistics of one prototype, and those of its image files that are missing."""
     crop = load_image(job["crop"])
-    result: dict[str, Any] = {"prototype": job["prototype"], "stats": None, "dose": False}
+    result: dict[str, Any] = {"prototype": job["prototype"], "stats": None}
     if crop is not None:
         result["stats"] = crop_statistics(crop)
-        thumb = Image.fromarray(crop)
-        thumb.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        with atomic_path(job["thumb"]) as path:
-            thumb.save(path, format="PNG")
-    if not job["page"]:
-        return result
-    nearest = [(load_image(path), label) for path, label in job["nearest"]]
-    scores = {split: pd.DataFrame(rows).set_index("modification")
-              for split, rows in job["scores"].items()}
-    fig = figures.global_panel(
-        crop, load_image(job["source"]), job["source_box"],
-        [(image, label) for image, label in nearest if image is not None],
-        scores, title=job["title"],
-    )
-    figures.save_figure(fig, job["stem"] + "_global", job["formats"])
-    if job["dose"]:
-        dose = figures.dose_response(pd.DataFrame(job["dose"]))
-        if dose is not None:
-            figures.save_figure(dose, job["stem"] + "_dose", job["formats"])
-            result["dose"] = True
+        if job["thumb"] is not None:
+            write_thumbnail(crop, Path(job["thumb"]))
+        if job["crop_out"] is not None:
+            write_copy(Path(job["crop"]), Path(job["crop_out"]))
+    if job["source_out"] is not None:
+        source = load_image(job["source"])
+        if source is not None:
+            write_boxed(source, job["source_box"], Path(job["source_out"]))
+    for source, out in job["nearest"]:
+        if out is not None and Path(source).is_file():
+            write_copy(Path(source), Path(out))
     return result
 
 
-def local_job(job: dict[str, Any]) -> str:
-    """One explanation panel for a (test image, prototype) pair."""
-    fig = figures.explanation_panel(
-        job["pixels"], job["box"], load_image(job["crop"]), load_image(job["source"]),
-        job["importances"], source_box=job["source_box"], title=job["title"],
-    )
-    figures.save_figure(fig, job["stem"], job["formats"])
-    return job["stem"]
-
-
-def make_pool(workers: int) -> ProcessPoolExecutor | None:
-    """A pool of ``workers`` spawned processes, or ``None`` to work inline (``workers`` ≤ 1)."""
-    if workers <= 1:
-        return None
-    return ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"))
-
-
 def run_jobs(
-    fn: Callable[[dict[str, Any]], Any],
-    jobs: Iterable[dict[str, Any]],
-    pool: ProcessPoolExecutor | None,
-    desc: str,
+    fn: Callable[[dict[str, Any]], Any], jobs: Iterable[dict[str, Any]], workers: int, desc: str
 ) -> list[Any]:
-    """Run ``fn`` over ``jobs`` in ``pool`` (or inline), in order, with a progress bar."""
+    """Run ``fn`` over ``jobs`` in order, with a progress bar: in ``workers`` threads when there
+    are two or more and enough jobs, else inline. Threads, not processes: image decoding and
+    encoding, zlib and OpenCV release the GIL, and a thread starts without importing anything
+    (a spawned process imports torch, seconds each on two busy cores)."""
     jobs = list(jobs)
-    if pool is None or len(jobs) < 2:
+    if workers <= 1 or len(jobs) < MIN_PARALLEL_JOBS:
         return [fn(job) for job in tqdm(jobs, desc=desc, unit="job")]
-    return list(tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="job"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(tqdm(pool.map(fn, jobs), total=len(jobs), desc=desc, unit="job"))

@@ -1,5 +1,7 @@
-"""Local explanations for a sample of images: which rows of ``local_scores.parquet`` to show and
-where each prototype's patch lies on the image (found again with the model).
+"""Local explanations for a sample of images: which rows of ``local_scores.parquet`` to show,
+where each prototype's patch lies on the image and what the model predicts (found again with the
+model: prediction, the prototype's last-layer weight to the predicted class and its contribution
+to that logit).
 """
 
 from __future__ import annotations
@@ -25,6 +27,21 @@ Box = tuple[int, int, int, int]
 
 
 @dataclass
+class Prediction:
+    """What the model makes of one image and how one prototype weighs in: ``similarity`` is the
+    prototype's largest similarity on the image, ``contribution`` = similarity × ``weight``
+    (the last-layer weight from the prototype to the predicted class), part of ``logit``."""
+
+    predicted: str
+    correct: bool | None
+    probability: float
+    logit: float
+    similarity: float
+    weight: float
+    contribution: float
+
+
+@dataclass
 class LocalExample:
     """One (image, prototype) pair with its local importances at the primary strengths."""
 
@@ -35,6 +52,8 @@ class LocalExample:
     importances: dict[str, float]
     pixels: np.ndarray | None = None
     box: Box | None = None
+    source: Path | None = None
+    prediction: Prediction | None = None
 
 
 def sample_images(local_path: Path, count: int, seed: int = 0) -> list[str]:
@@ -95,7 +114,8 @@ def locate_patches(
     model: PrototypeModel, examples: list[LocalExample], data_root: Path | None,
     device: str | torch.device = "cpu",
 ) -> None:
-    """Fill ``pixels`` (model-size RGB) and ``box`` (high-activation box) of each example in place.
+    """Fill ``pixels`` (model-size RGB), ``box`` (high-activation box), ``source`` (the image
+    file) and ``prediction`` of each example in place.
 
     Examples whose image cannot be found keep ``None`` (the panel then says "not available").
     """
@@ -110,13 +130,28 @@ def locate_patches(
         if path is None:
             continue
         pixels = prepare_image(path, size)
-        maps = model.similarity_maps(spec.normalize(pixels.unsqueeze(0).to(device)))[0].cpu()
+        batch = spec.normalize(pixels.unsqueeze(0).to(device))
+        maps = model.similarity_maps(batch)[0].float().cpu()
+        logits = model(batch)[0].float().cpu()
+        weights, values = model.linear_evidence(maps.amax(dim=(1, 2)))
+        predicted = int(logits.argmax())
+        probability = float(torch.softmax(logits, dim=0)[predicted])
         group = [ex for ex in group if 0 <= ex.prototype < maps.shape[0]]
         boxes = high_activation_boxes(maps[[ex.prototype for ex in group]], size).tolist()
         image = np.uint8(np.round(pixels.permute(1, 2, 0).numpy() * 255))
+        label = model.class_names[predicted]
         for example, box in zip(group, boxes, strict=True):
-            example.pixels = image
+            j = example.prototype
+            weight = float(weights[predicted, j])
+            value = float(values[j])
+            example.pixels, example.source = image, path
             example.box = tuple(int(v) for v in box)
+            example.prediction = Prediction(
+                predicted=label,
+                correct=(label == example.image_class) if example.image_class else None,
+                probability=probability, logit=float(logits[predicted]),
+                similarity=value, weight=weight, contribution=value * weight,
+            )
 
 
 def data_root_of(explain_json: dict, base: Path) -> Path | None:

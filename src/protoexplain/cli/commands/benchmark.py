@@ -44,17 +44,23 @@ def _faithfulness(args: argparse.Namespace) -> int:
             summary = run_seeds(config, _seed_list(args.seeds), args.out, device=args.device)
         seeds = ", ".join(map(str, summary["seeds"]))
         return _report(args.out, (
-            f"faithfulness benchmark: {presets} × seeds {seeds}; recommended family "
-            f"{summary['recommended_family']}; wrote one run per seed to {args.out}/seed-N/ and "
+            f"faithfulness benchmark: {presets} × seeds {seeds}; {_recommended(summary)}; "
+            f"wrote one run per seed to {args.out}/seed-N/ and "
             f"the pooled {', '.join(summary['files'])}, benchmark.json to {args.out}/"
         ))
     with locked_output(args.out, "benchmark faithfulness"):
         summary = run_faithfulness(config, args.out, device=args.device)
     return _report(args.out, (
         f"faithfulness benchmark: {presets} in {summary['wall_seconds']:.0f} s "
-        f"on {summary['device']}; recommended family {summary['recommended_family']}; "
+        f"on {summary['device']}; {_recommended(summary)}; "
         f"wrote {', '.join(summary['files'])}, benchmark.json, data/ and runs/ to {args.out}/"
     ))
+
+
+def _recommended(summary: dict) -> str:
+    """``recommended family perceptual`` or ``no family recommended``."""
+    family = summary["recommended_family"]
+    return f"recommended family {family}" if family else "no family recommended"
 
 
 def _count(items: tuple, noun: str) -> str:

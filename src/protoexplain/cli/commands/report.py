@@ -28,11 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write a browsable HTML report (figures, statistics, flagged prototypes)",
         description=(
             "Write a static HTML report of a run: model summary, a sortable/filterable prototype "
-            "table, one page per prototype with its explanation figures, statistics in words and "
-            "numbers, misleading candidates, redundant pairs and local explanations of sample "
-            "images. RUN_DIR may be a pipeline run folder, a training run folder or a model "
-            "folder; parts that do not exist are left out. Open OUT/index.html in a browser; it "
-            "needs no network."
+            "table, one page per prototype with its explanation charts, statistics in words and "
+            "numbers, misleading candidates, redundant pairs, local explanations of sample "
+            "images with the model's prediction, training curves, the confusion matrix and the "
+            "misclassified test images. RUN_DIR may be a pipeline run folder, a training run "
+            "folder or a model folder; parts that do not exist are left out. Open OUT/index.html "
+            "in a browser; it needs no network."
         ),
     )
     parser.add_argument(
@@ -61,10 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="sample images with local explanation panels (default 8; 0: none)")
     parser.add_argument("--local-top-k", type=positive_int, default=3, metavar="K",
                         help="most similar prototypes shown per sample image (default 3)")
+    parser.add_argument("--misclassified", type=non_negative_int, default=100, metavar="N",
+                        help="misclassified test images listed, most confident first (default "
+                             "100; needs evaluate's predictions.csv)")
     parser.add_argument("--formats", default="png,svg",
-                        help="figure formats, comma separated: png, svg (default png,svg)")
+                        help="formats of the overview's figures, comma separated: png, svg "
+                             "(default png,svg; prototype pages draw inline SVG)")
     parser.add_argument("--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
-                        help="processes rendering figures (default: up to 4)")
+                        help="threads making the prototypes' image files (default: up to 4)")
     parser.add_argument("--device", default="cpu",
                         help="device for locating patches of sample images (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
@@ -91,7 +96,8 @@ def run_report(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.run_dir) / "report"
     options = ReportOptions(
         max_prototype_pages=args.max_prototype_pages, local_images=args.local_images,
-        local_top_k=args.local_top_k, formats=formats, workers=args.workers,
+        local_top_k=args.local_top_k, misclassified=args.misclassified, formats=formats,
+        workers=args.workers,
         seed=args.seed, device=str(resolve_device(args.device)),
     )
     with locked_output(out, "report"):
