@@ -14,6 +14,7 @@ trunk, so resampling them alone would overstate the precision.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,30 +44,46 @@ def clr(values: np.ndarray, epsilon_share: float = EPSILON_SHARE) -> np.ndarray:
     return logs - logs.mean(axis=1, keepdims=True)
 
 
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's ρ between row i of ``x`` and row i of ``y`` (2-D, over the columns; average
+    ranks for ties; NaN where either row is constant)."""
+    rx, ry = rankdata(x, axis=1), rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    scale = np.sqrt((rx * rx).sum(1) * (ry * ry).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(scale > 0, (rx * ry).sum(1) / scale, np.nan)
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's ρ of two vectors (average ranks for ties; NaN if either is constant)."""
-    rx, ry = rankdata(x), rankdata(y)
-    if len(rx) < 2 or np.ptp(rx) == 0 or np.ptp(ry) == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's ρ of two vectors (NaN if either is constant)."""
+    return float(spearman_rows(np.asarray(x)[None], np.asarray(y)[None])[0])
 
 
-def row_spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Spearman's ρ between row i of ``a`` and row i of ``b`` (over the columns), per row."""
-    return np.array([spearman(x, y) for x, y in zip(a, b, strict=True)])
-
-
-def clustered_indices(sizes: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """Row indices (into the models' rows stacked in order) of one clustered bootstrap draw."""
+def clustered_draws(
+    sizes: Sequence[int], replicates: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Row indices (into the models' rows stacked in order) of ``replicates`` clustered bootstrap
+    draws, as (R, N) arrays: one array when every model has as many rows, else one per draw."""
+    sizes = np.asarray(sizes, dtype=int)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    chosen = rng.integers(0, len(sizes), len(sizes))
-    return np.concatenate(
-        [offsets[m] + rng.integers(0, sizes[m], sizes[m]) for m in chosen]
-    ).astype(int)
+    chosen = rng.integers(0, len(sizes), (replicates, len(sizes)))
+    if len(set(sizes.tolist())) == 1:
+        size = int(sizes[0])
+        rows = offsets[chosen][:, :, None] + rng.integers(0, size, (*chosen.shape, size))
+        return [rows.reshape(replicates, -1)]
+    return [np.concatenate([offsets[m] + rng.integers(0, sizes[m], sizes[m]) for m in draw])[None]
+            for draw in chosen]
 
 
-def _interval(values: Sequence[float]) -> tuple[float, float]:
-    finite = np.asarray([v for v in values if np.isfinite(v)])
+def nanmean(values: np.ndarray, axis: int) -> np.ndarray:
+    """Mean over ``axis`` ignoring NaN (NaN, without a warning, where every value is NaN)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(values, axis=axis)
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)]
     if not len(finite):
         return float("nan"), float("nan")
     tail = (1 - CONFIDENCE) / 2 * 100
@@ -75,12 +92,14 @@ def _interval(values: Sequence[float]) -> tuple[float, float]:
 
 
 def bootstrap(
-    statistic: Callable[[np.ndarray], float], sizes: Sequence[int], replicates: int, seed: int
+    statistic: Callable[[np.ndarray], np.ndarray], sizes: Sequence[int], replicates: int,
+    seed: int,
 ) -> dict[str, float]:
-    """``statistic(rows)`` on all rows and its clustered-bootstrap interval: value, low, high."""
+    """The statistic on all rows and its clustered-bootstrap interval: value, low, high.
+    ``statistic`` maps (R, N) row indices to R values."""
     rng = np.random.default_rng(seed)
-    value = statistic(np.arange(int(np.sum(sizes))))
-    draws = [statistic(clustered_indices(sizes, rng)) for _ in range(replicates)]
+    value = float(statistic(np.arange(int(np.sum(sizes)))[None])[0])
+    draws = np.concatenate([statistic(rows) for rows in clustered_draws(sizes, replicates, rng)])
     low, high = _interval(draws)
     return {"value": value, "low": low, "high": high}
 
@@ -92,7 +111,7 @@ def pooled_spearman(
     per-prototype vectors per model), with its clustered interval: rho, low, high, prototypes."""
     x = np.concatenate([p[0] for p in pairs])
     y = np.concatenate([p[1] for p in pairs])
-    result = bootstrap(lambda rows: spearman(x[rows], y[rows]),
+    result = bootstrap(lambda rows: spearman_rows(x[rows], y[rows]),
                        [len(p[0]) for p in pairs], replicates, seed)
     return {"rho": result["value"], "low": result["low"], "high": result["high"],
             "prototypes": len(x)}
@@ -149,7 +168,7 @@ def _prototype_scores(
     def add(name: str, method: np.ndarray, reference: np.ndarray) -> None:
         top = (method.argmax(1) == reference.argmax(1)).astype(float)
         scores.setdefault(f"{name}_top1", []).append(top)
-        scores.setdefault(f"{name}_spearman", []).append(row_spearman(method, reference))
+        scores.setdefault(f"{name}_spearman", []).append(spearman_rows(method, reference))
 
     for p in profiles:
         method, reference = clr(p.method), clr(p.reference)
@@ -159,9 +178,9 @@ def _prototype_scores(
         for _ in range(shuffles):
             shuffled = method[rng.permutation(len(method))]
             tops.append((shuffled.argmax(1) == reference.argmax(1)).astype(float))
-            rhos.append(row_spearman(shuffled, reference))
+            rhos.append(spearman_rows(shuffled, reference))
         scores.setdefault("shuffled_top1", []).append(np.mean(tops, 0))
-        scores.setdefault("shuffled_spearman", []).append(np.nanmean(rhos, 0))
+        scores.setdefault("shuffled_spearman", []).append(nanmean(np.asarray(rhos), 0))
     return {name: np.concatenate(parts) for name, parts in scores.items()}
 
 
@@ -179,17 +198,17 @@ def per_prototype(
             )
     sizes = [len(p.method) for p in profiles]
     return {
-        name: bootstrap(lambda rows, v=values: float(np.nanmean(v[rows])), sizes, replicates,
+        name: bootstrap(lambda rows, v=values: nanmean(v[rows], 1), sizes, replicates,
                         seed + 1)
         for name, values in scores.items()
     }
 
 
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """P(a positive scores above a negative) + ½ P(tie): the Mann–Whitney AUC."""
-    ranks = rankdata(np.concatenate([positive, negative]))
-    count = len(positive)
-    return float((ranks[:count].sum() - count * (count + 1) / 2) / (count * len(negative)))
+def auc_rows(positive: np.ndarray, negative: np.ndarray) -> np.ndarray:
+    """Per row: P(a positive scores above a negative) + ½ P(tie), the Mann–Whitney AUC."""
+    ranks = rankdata(np.concatenate([positive, negative], axis=1), axis=1)
+    count, other = positive.shape[1], negative.shape[1]
+    return (ranks[:, :count].sum(1) - count * (count + 1) / 2) / (count * other)
 
 
 def contrast_auc(
@@ -200,11 +219,17 @@ def contrast_auc(
     model within each group: auc, low, high."""
     rng = np.random.default_rng(seed)
     pos, neg = np.concatenate(positive), np.concatenate(negative)
-    pos_sizes, neg_sizes = [len(v) for v in positive], [len(v) for v in negative]
-    draws = [auc(pos[clustered_indices(pos_sizes, rng)], neg[clustered_indices(neg_sizes, rng)])
-             for _ in range(replicates)]
+    pos_draws = clustered_draws([len(v) for v in positive], replicates, rng)
+    neg_draws = clustered_draws([len(v) for v in negative], replicates, rng)
+    if len(pos_draws) == 1 and len(neg_draws) == 1:
+        draws = auc_rows(pos[pos_draws[0]], neg[neg_draws[0]])
+    else:
+        pos_rows = [r for block in pos_draws for r in block]
+        neg_rows = [r for block in neg_draws for r in block]
+        draws = np.array([auc_rows(pos[p][None], neg[n][None])[0]
+                          for p, n in zip(pos_rows, neg_rows, strict=True)])
     low, high = _interval(draws)
-    return {"auc": auc(pos, neg), "low": low, "high": high,
+    return {"auc": float(auc_rows(pos[None], neg[None])[0]), "low": low, "high": high,
             "prototypes": [len(pos), len(neg)]}
 
 
