@@ -201,13 +201,23 @@ def train_preset(
         train_per_class=config.train_per_class, test_per_class=config.test_per_class,
         progress=False, background=config.background,
     )
+    model, accuracy = train_model(data, out / "runs" / preset, config, device, weights)
+    return model, accuracy, data
+
+
+def train_model(
+    data: Path, run: Path, config: FaithfulnessConfig, device: torch.device,
+    weights: str = "none",
+) -> tuple[ProtoPNet, float]:
+    """Train on the ImageFolder tree ``data`` (``train/``, ``test/``) into the run folder ``run``;
+    return the model and its test accuracy. An interrupted run continues from its last
+    checkpoint, a finished one is reused."""
     settings = training_config(config, data)
     settings["model"]["weights"] = weights
-    # resume: an interrupted run continues from its last checkpoint, a finished one is reused
-    model_dir = train(config_from_dict(settings, f"benchmark {preset}"), out / "runs" / preset,
-                      device=device, resume=True)
+    model_dir = train(config_from_dict(settings, f"benchmark {run.name}"), run, device=device,
+                      resume=True)
     model = load_model(model_dir).eval()
-    return model, test_accuracy(model, data / "test", device), data
+    return model, test_accuracy(model, data / "test", device)
 
 
 def result_row(

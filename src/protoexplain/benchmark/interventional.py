@@ -9,7 +9,7 @@ scored in batches on the model's device; only running sums are kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -47,43 +47,57 @@ def _batches(items: Sequence, size: int) -> Iterable[list]:
         yield batch
 
 
-def _versions(sample: SampleRef, doses: Doses, transform) -> torch.Tensor:
-    """(1 + K, 3, H, W): the image and its K intervened re-renderings, normalised."""
-    settings = [{}, *doses.values()]
-    images = [
-        rerender(sample.preset, sample.class_index, sample.split, sample.index, sample.seed,
-                 sample.size, sample.background, setting)[1].image
-        for setting in settings
-    ]
-    return torch.stack([transform(Image.fromarray(image)) for image in images])
+def render(sample: SampleRef, interventions: dict[str, float] | None = None) -> np.ndarray:
+    """The (H, W, 3) uint8 image of ``sample``, re-rendered with ``interventions`` applied."""
+    return rerender(sample.preset, sample.class_index, sample.split, sample.index, sample.seed,
+                    sample.size, sample.background, interventions)[1].image
 
 
 @torch.inference_mode()
+def interventional_importances(
+    models: Mapping[str, torch.nn.Module], samples: Sequence[SampleRef], doses: Doses, *,
+    device: torch.device | str = "cpu", batch_size: int = 32, progress: bool = False,
+) -> dict[str, pd.DataFrame]:
+    """:func:`interventional_importance` of several models on the same renderings (each image
+    and its re-renderings are drawn once and scored by every model), keyed like ``models``."""
+    for setting in doses.values():
+        for name in setting:
+            get_intervention(name)
+    settings = [{}, *doses.values()]
+    ready = {key: model.to(device).eval() for key, model in models.items()}
+    transforms = {key: eval_transform(m.spec.image_size, m.spec.mean, m.spec.std)
+                  for key, m in ready.items()}
+    sums = {key: ScoreSums.zeros(len(doses), int(m.num_prototypes), 0) for key, m in ready.items()}
+    bar = tqdm(total=len(samples), unit="img", desc="interventions", disable=not progress)
+    for batch in _batches(samples, batch_size):
+        images = [[Image.fromarray(render(sample, setting)) for setting in settings]
+                  for sample in batch]
+        for key, model in ready.items():
+            versions = torch.stack([torch.stack([transforms[key](im) for im in versions])
+                                    for versions in images])
+            similarity, delta = score_batch(model, versions.to(device))
+            sums[key].add(similarity.double().cpu().numpy(), delta.double().cpu().numpy(),
+                          np.zeros((len(batch), 0)))
+        bar.update(len(batch))
+    bar.close()
+    return {key: _table(total.weighted_delta(), list(doses)) for key, total in sums.items()}
+
+
+def _table(importance: np.ndarray, labels: list[str]) -> pd.DataFrame:
+    prototypes = importance.shape[1]
+    return pd.DataFrame({
+        "prototype": np.tile(np.arange(prototypes), len(labels)),
+        "intervention": np.repeat(labels, prototypes),
+        "importance": importance.reshape(-1),
+    })
+
+
 def interventional_importance(
     model: torch.nn.Module, samples: Sequence[SampleRef], doses: Doses, *,
     device: torch.device | str = "cpu", batch_size: int = 32, progress: bool = False,
 ) -> pd.DataFrame:
     """I_int for every prototype and label of ``doses``: columns ``prototype, intervention,
     importance`` (the method's weighting, see the module docstring), one row per pair."""
-    for setting in doses.values():
-        for name in setting:
-            get_intervention(name)
-    spec = model.spec
-    transform = eval_transform(spec.image_size, spec.mean, spec.std)
-    model = model.to(device).eval()
-    sums = ScoreSums.zeros(len(doses), int(model.num_prototypes), 0)
-    bar = tqdm(total=len(samples), unit="img", desc="interventions", disable=not progress)
-    for batch in _batches(samples, batch_size):
-        versions = torch.stack([_versions(sample, doses, transform) for sample in batch])
-        similarity, delta = score_batch(model, versions.to(device))
-        sums.add(similarity.double().cpu().numpy(), delta.double().cpu().numpy(),
-                 np.zeros((len(batch), 0)))
-        bar.update(len(batch))
-    bar.close()
-    importance = sums.weighted_delta()  # (K, P)
-    prototypes = importance.shape[1]
-    return pd.DataFrame({
-        "prototype": np.tile(np.arange(prototypes), len(doses)),
-        "intervention": np.repeat(list(doses), prototypes),
-        "importance": importance.reshape(-1),
-    })
+    return interventional_importances(
+        {"model": model}, samples, doses, device=device, batch_size=batch_size, progress=progress
+    )["model"]

@@ -11,7 +11,7 @@ extreme cannot reach is reported with ``reached = False`` and the extreme streng
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -96,8 +96,15 @@ def strength_range(modification: Modification) -> StrengthRange:
     return found
 
 
-def _lab(image: Image.Image) -> np.ndarray:
-    return color.rgb2lab(np.asarray(image.convert("RGB"), dtype=np.float64) / 255.0)
+def to_lab(image: Image.Image | np.ndarray) -> np.ndarray:
+    """CIELAB of an RGB image (PIL or uint8 array), as ΔE2000 compares it."""
+    pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+    return color.rgb2lab(pixels.astype(np.float64) / 255.0)
+
+
+def pixel_delta_e(reference: np.ndarray, image: Image.Image | np.ndarray) -> float:
+    """Mean over pixels of ΔE2000 between the CIELAB ``reference`` and ``image``."""
+    return float(color.deltaE_ciede2000(reference, to_lab(image)).mean())
 
 
 def mean_delta_e(
@@ -105,35 +112,31 @@ def mean_delta_e(
     reference: Sequence[np.ndarray] | None = None,
 ) -> float:
     """Mean over ``images`` of the per-pixel mean ΔE2000 between an image and its modification."""
-    labs = reference if reference is not None else [_lab(im) for im in images]
+    labs = reference if reference is not None else [to_lab(im) for im in images]
     values = [
-        float(color.deltaE_ciede2000(lab, _lab(modification.apply(image, strength))).mean())
+        pixel_delta_e(lab, modification.apply(image, strength))
         for image, lab in zip(images, labs, strict=True)
     ]
     return float(np.mean(values))
 
 
-def calibrate_one(
-    images: Sequence[Image.Image], modification: Modification, target: float,
+def bisect_strength(
+    measure: Callable[[float], float], span: StrengthRange, target: float,
     iterations: int = 14, tolerance: float = 0.02,
-) -> Calibrated:
-    """Bisect the strength of ``modification`` until its mean ΔE2000 is within
-    ``tolerance·target`` of ``target`` (or ``iterations`` halvings are spent)."""
-    span = strength_range(modification)
-    labs = [_lab(im) for im in images]
+) -> tuple[float, float, bool]:
+    """Bisect a fraction t of ``span`` until ``measure(span.at(t))`` (a mean ΔE2000 growing with
+    t) is within ``tolerance·target`` of ``target`` or ``iterations`` halvings are spent.
 
-    def measure(t: float) -> float:
-        return mean_delta_e(images, modification, span.at(t), labs)
-
-    high_value = measure(1.0)
+    Returns ``(strength, its ΔE, reached)``; a target beyond the extreme gives the extreme.
+    """
+    high_value = measure(span.extreme)
     if high_value < target:
-        return Calibrated(modification.family, modification.name, span.extreme, high_value,
-                          target, False)
+        return span.extreme, high_value, False
     low, high = 0.0, 1.0
     best_t, best_value = 1.0, high_value
     for _ in range(iterations):
         middle = 0.5 * (low + high)
-        value = measure(middle)
+        value = measure(span.at(middle))
         if abs(value - target) < abs(best_value - target):
             best_t, best_value = middle, value
         if abs(value - target) <= tolerance * target:
@@ -142,8 +145,24 @@ def calibrate_one(
             low = middle
         else:
             high = middle
-    return Calibrated(modification.family, modification.name, span.at(best_t), best_value,
-                      target, abs(best_value - target) <= tolerance * target)
+    return span.at(best_t), best_value, abs(best_value - target) <= tolerance * target
+
+
+def calibrate_one(
+    images: Sequence[Image.Image], modification: Modification, target: float,
+    iterations: int = 14, tolerance: float = 0.02,
+) -> Calibrated:
+    """Bisect the strength of ``modification`` until its mean ΔE2000 is within
+    ``tolerance·target`` of ``target`` (or ``iterations`` halvings are spent)."""
+    labs = [to_lab(im) for im in images]
+
+    def measure(strength: float) -> float:
+        return mean_delta_e(images, modification, strength, labs)
+
+    strength, value, reached = bisect_strength(
+        measure, strength_range(modification), target, iterations, tolerance
+    )
+    return Calibrated(modification.family, modification.name, strength, value, target, reached)
 
 
 def calibrate_strengths(
