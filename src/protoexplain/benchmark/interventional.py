@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from protoexplain.data.interventions import get_intervention, rerender
 from protoexplain.data.transforms import eval_transform
 from protoexplain.explain.scores import ScoreSums, score_batch
+from protoexplain.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ def interventional_importance(
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     model = model.to(device).eval()
     sums = ScoreSums.zeros(len(doses), int(model.num_prototypes), 0)
-    bar = tqdm(total=len(samples), unit="img", desc="interventions", disable=not progress)
+    bar = progress_bar(total=len(samples), unit="img", desc="interventions", disable=not progress)
     for batch in _batches(samples, batch_size):
         versions = torch.stack([_versions(sample, doses, transform) for sample in batch])
         similarity, delta = score_batch(model, versions.to(device))

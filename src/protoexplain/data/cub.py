@@ -9,13 +9,13 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from protoexplain.data.fingerprint import fingerprint_files
 from protoexplain.data.folder import check_on_error
 from protoexplain.data.images import load_rgb, save_image
 from protoexplain.errors import UserError
 from protoexplain.fileio import write_json
+from protoexplain.progress import progress_bar
 
 METADATA_FILES = ("images.txt", "bounding_boxes.txt", "train_test_split.txt")
 SPLITS = {"1": "train", "0": "test"}
@@ -167,7 +167,7 @@ def prepare_cub(
     out = Path(out_dir)
     _remove_stale_temporaries(out)
     summary = CubSummary(out, counts={"train": 0, "test": 0}, classes=0)
-    for item in tqdm(items, desc="prepare-cub", unit="img", disable=not progress):
+    for item in progress_bar(items, desc="prepare-cub", unit="img", disable=not progress):
         target = output_path(out, item, image_format)
         if target.exists():
             summary.existing += 1

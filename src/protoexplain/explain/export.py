@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from protoexplain.data import save_image
 from protoexplain.data.loader import LoadFailure
 from protoexplain.errors import UserError
 from protoexplain.explain.modifications import ModificationSetting
+from protoexplain.progress import progress_bar
 
 FORMATS = ("png", "jpg")
 
@@ -97,7 +97,7 @@ def write_modified_folder(
     writer = _Writer(dataset, settings, Path(out_dir), image_format)
     loader = DataLoader(writer, batch_size=1, num_workers=workers, collate_fn=_keep)
     written, skipped = 0, []
-    for (item,) in tqdm(loader, unit="img", desc="modify", disable=not progress):
+    for (item,) in progress_bar(loader, unit="img", desc="modify", disable=not progress):
         if isinstance(item, LoadFailure):
             if getattr(dataset, "on_error", "error") == "error":
                 raise UserError(f"{item.message} (or use --on-error skip)")

@@ -13,10 +13,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from protoexplain.data.images import load_rgb
 from protoexplain.fileio import atomic_path
+from protoexplain.progress import progress_bar
 from protoexplain.report import figures
 from protoexplain.report.findings import crop_statistics
 
@@ -85,5 +85,6 @@ def run_jobs(
     """Run ``fn`` over ``jobs`` in ``pool`` (or inline), in order, with a progress bar."""
     jobs = list(jobs)
     if pool is None or len(jobs) < 2:
-        return [fn(job) for job in tqdm(jobs, desc=desc, unit="job")]
-    return list(tqdm(pool.map(fn, jobs, chunksize=4), total=len(jobs), desc=desc, unit="job"))
+        return [fn(job) for job in progress_bar(jobs, desc=desc, unit="job")]
+    results = pool.map(fn, jobs, chunksize=4)
+    return list(progress_bar(results, total=len(jobs), desc=desc, unit="job"))

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.progress import progress_bar
 from protoexplain.training.distributed import DistContext, all_reduce_sum
 from protoexplain.training.losses import LossWeights, protopnet_loss
 
@@ -68,7 +68,7 @@ def run_epoch(
 ) -> dict[str, float]:
     """Train one epoch; returns the mean loss terms and accuracy over all processes' samples."""
     sums = torch.zeros(len(TERMS) + 2, dtype=torch.float64)  # terms…, correct, count
-    bar = tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+    bar = progress_bar(batches, desc=description, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
         if max_batches is not None and number >= max_batches:
             break
@@ -113,7 +113,7 @@ def evaluate(
     model.eval()
     counts = torch.zeros(2, dtype=torch.float64)
     for number, batch in enumerate(
-        tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+        progress_bar(batches, desc=description, leave=False, disable=not context.is_main)
     ):
         if max_batches is not None and number >= max_batches:
             break

@@ -14,9 +14,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.progress import progress_bar
 
 
 @dataclass
@@ -153,7 +153,7 @@ def find_nearest_patches(
         depth * proto_h * proto_w if keep_latents else None,
         (cells, cells) if keep_maps else None,
     )
-    for batch in tqdm(batches, desc="nearest patches", disable=not progress, leave=False):
+    for batch in progress_bar(batches, desc="nearest patches", disable=not progress, leave=False):
         images, labels, indices = _unpack(batch)
         candidates = batch_candidates(
             model, images.to(device), labels, indices, own_class_only, keep_latents, keep_maps
