@@ -72,8 +72,9 @@ def _model(path: Path) -> Path:
 
 
 def _explain(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return ["explain", str(model), str(data), str(out), "--device", "cpu", "--workers", "0",
-            "--bootstrap", "5", "--modifications", "hue", "contrast", *extra]  # fmt: skip
+    return ["explain", str(model), str(data), "--out", str(out), "--device", "cpu",
+            "--workers", "0", "--bootstrap", "5", "--modifications", "hue", "contrast",
+            *extra]  # fmt: skip
 
 
 def _fails(capsys, argv: list[str], *expected: str) -> str:

@@ -46,7 +46,7 @@ def test_command_writing_to_a_file_logs_plain_lines(tmp_path):
     log = tmp_path / "stderr.log"
     with log.open("w") as handle:
         result = subprocess.run(
-            [sys.executable, "-m", "protoexplain", "synth", str(tmp_path / "data"),
+            [sys.executable, "-m", "protoexplain", "synth", "--out", str(tmp_path / "data"),
              "--size", "32", "--train-per-class", "1", "--test-per-class", "1"],
             env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL,
             stderr=handle, timeout=300, check=False,

@@ -22,14 +22,14 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out_dir)
+    out_dir = args.out
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} is not empty; import into a new folder so that no model or "
                         "file there is overwritten")
     model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
     out = save_model(
         model,
-        args.out_dir,
+        out_dir,
         metadata={"imported_from": Path(args.checkpoint).name, "source": "original ProtoPNet"},
     )
     print(
@@ -60,11 +60,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "example: protoexplain import-legacy saved_models/vgg19/10push0.7822.pth "
-            "models/vgg19-cub --arch vgg19 --classes CUB_200_2011/classes.txt"
+            "--out models/vgg19-cub --arch vgg19 --classes CUB_200_2011/classes.txt"
         ),
     )
     parser.add_argument("checkpoint", type=Path, help="the original .pth file")
-    parser.add_argument("out_dir", type=Path, help="folder to write the converted model into")
+    parser.add_output("folder to write the converted model into (required)", required=True,
+                      legacy_positional="OUT_DIR")
     parser.add_argument(
         "--arch",
         required=True,

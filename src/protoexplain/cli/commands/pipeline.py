@@ -38,7 +38,7 @@ def _finish(run_dir: Path, outcomes: list, started: float) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config, base = load_pipeline_config(args.config)
-    run_dir = args.out or base / "runs" / Path(args.config).stem
+    run_dir = args.out or base / "runs" / args.config.stem
     device = args.device or config.device
     started = time.perf_counter()
     with locked_output(run_dir, "run"):
@@ -53,18 +53,21 @@ def demo_config_path() -> Path:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_dir = Path(args.out)
+    from protoexplain.device import resolve_device
+
+    device = str(resolve_device(args.device))
+    run_dir = args.out
     config_copy = run_dir / "demo.toml"
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config_copy.exists():
         shutil.copyfile(demo_config_path(), config_copy)
     config, _ = load_pipeline_config(config_copy)
     print(f"protoexplain demo: synthetic '{config.dataset.preset}' birds, "
-          f"{config.train['model']['backbone']} backbone, everything on {args.device}; "
+          f"{config.train['model']['backbone']} backbone, everything on {device}; "
           f"config: {config_copy}")
     started = time.perf_counter()
     with locked_output(run_dir, "demo"):
-        outcomes = run_pipeline(config, run_dir, device=args.device)
+        outcomes = run_pipeline(config, run_dir, device=device)
     _finish(run_dir, outcomes, started)
     return 0
 
@@ -83,9 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="ready-made configs: configs/*.toml in the repository; example: "
         "protoexplain run configs/cub-resnet34.toml --out runs/resnet34",
     )
-    parser.add_argument("config", type=Path, help="pipeline config (TOML)")
-    parser.add_argument("--out", type=Path,
-                        help="run folder (default: runs/<config name> beside the config)")
+    parser.add_config("pipeline config (TOML)")
+    parser.add_output("run folder (default: runs/<config name> beside the config)")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's)")
     parser.set_defaults(func=_run)
 
@@ -94,13 +96,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole pipeline on built-in synthetic data in a few minutes on a CPU",
         description=(
             "Generate synthetic bird-like images whose factors are known, train a small "
-            "ProtoPNet, explain its prototypes and write an HTML report, on the CPU in a few "
-            "minutes. Rerunning continues or skips what is finished."
+            "ProtoPNet, explain its prototypes and write an HTML report, in a few minutes on a CPU "
+            "(on the GPU when there is one; --device cpu keeps it on the CPU). Rerunning "
+            "continues or skips what is finished."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("demo-output"),
-                        help="output folder (default: demo-output)")
-    parser.add_argument("--device", default="cpu", help="device (default: cpu)")
+    parser.add_output("output folder (default: demo-output)", default=Path("demo-output"))
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.set_defaults(func=_demo)
 
 

@@ -18,7 +18,7 @@ def _train(args: argparse.Namespace) -> int:
     from protoexplain.training.distributed import is_main_process
 
     config = load_config(args.config)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = args.out or Path("runs") / args.config.stem
     with locked_output(out, "train"):
         final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
     if final.exists() and is_main_process():
@@ -88,8 +88,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "and model/ (the final model with its prototype images)."
         ),
     )
-    train.add_argument("--config", required=True, help="TOML config ('protoexplain config')")
-    train.add_argument("--out", help="run folder (default: runs/<config name>)")
+    train.add_config("training config, TOML ('protoexplain config' writes the default)")
+    train.add_output("run folder (default: runs/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue after the last checkpoint")
     train.add_argument(
         "--dry-run", action="store_true",
