@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
-from importlib import resources
 from pathlib import Path
 
+from protoexplain.fileio import atomic_open
 from protoexplain.outputs import locked_output
 from protoexplain.pipeline import load_pipeline_config, run_pipeline
+from protoexplain.pipeline.packaged import packaged_config_names, packaged_config_text
 from protoexplain.pipeline.summary import summary_lines
 
 ORDER = 5
@@ -47,11 +47,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_config_path() -> Path:
-    """The packaged demo config."""
-    return Path(str(resources.files("protoexplain.pipeline") / "configs" / "demo.toml"))
-
-
 def _demo(args: argparse.Namespace) -> int:
     from protoexplain.device import resolve_device
 
@@ -60,7 +55,8 @@ def _demo(args: argparse.Namespace) -> int:
     config_copy = run_dir / "demo.toml"
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config_copy.exists():
-        shutil.copyfile(demo_config_path(), config_copy)
+        with atomic_open(config_copy, "w", encoding="utf-8") as handle:
+            handle.write(packaged_config_text("demo"))
     config, _ = load_pipeline_config(config_copy)
     print(f"protoexplain demo: synthetic '{config.dataset.preset}' birds, "
           f"{config.train['model']['backbone']} backbone, everything on {device}; "
@@ -83,8 +79,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "patches, explanation scores on train and test, statistics and the HTML report. "
             "Finished steps are skipped, so rerunning an interrupted run continues it."
         ),
-        epilog="ready-made configs: configs/*.toml in the repository; example: "
-        "protoexplain run configs/cub-resnet34.toml --out runs/resnet34",
+        epilog="ready-made configs: 'protoexplain config --pipeline NAME --out FILE' writes one "
+        f"(NAME: {', '.join(packaged_config_names())}); example: "
+        "protoexplain run cub-resnet34.toml --out runs/resnet34",
     )
     parser.add_config("pipeline config (TOML)")
     parser.add_output("run folder (default: runs/<config name> beside the config)")

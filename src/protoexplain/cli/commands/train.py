@@ -64,16 +64,24 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
+    from protoexplain.errors import UserError
     from protoexplain.fileio import atomic_open
+    from protoexplain.pipeline.packaged import packaged_config_text
     from protoexplain.training import default_config_text
 
-    text = default_config_text()
-    if args.out:
-        with atomic_open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"default config written to {args.out}", file=sys.stderr)
+    if args.pipeline:
+        text, what = packaged_config_text(args.pipeline), f"pipeline config {args.pipeline!r}"
     else:
+        text, what = default_config_text(), "default training config"
+    if args.out is None:
         sys.stdout.write(text)
+        return 0
+    if args.out.exists() and not args.overwrite:
+        raise UserError(f"{args.out} exists; choose another --out, or add --overwrite to "
+                        "replace it")
+    with atomic_open(args.out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"{what} written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -118,12 +126,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     push.set_defaults(func=_push)
 
+    from protoexplain.pipeline.packaged import packaged_config_names
+
     config = subparsers.add_parser(
         "config",
-        help="write the default training config (commented TOML)",
-        description="Print the default training config with a comment for every key.",
+        help="write the default training config or a packaged pipeline config (commented TOML)",
+        description=(
+            "Print the default training config with a comment for every key, or with --pipeline "
+            "one of the pipeline configs shipped with protoexplain (for 'protoexplain run')."
+        ),
+        epilog="example: protoexplain config --pipeline cub-resnet34 --out cub.toml",
     )
     config.add_argument("--print-default", action="store_true",
-                        help="print the default config (the default action)")
-    config.add_argument("--out", help="write it to this file instead of standard output")
+                        help="print the default training config (the default action)")
+    config.add_argument("--pipeline", metavar="NAME",
+                        help=f"a packaged pipeline config: {', '.join(packaged_config_names())}")
+    config.add_argument("--out", type=Path, metavar="FILE",
+                        help="write it to this file instead of standard output")
+    config.add_argument("--overwrite", action="store_true",
+                        help="replace FILE when it exists (without it an existing file is refused)")
     config.set_defaults(func=_config)
