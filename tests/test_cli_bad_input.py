@@ -58,7 +58,7 @@ def test_output_path_that_is_a_file_is_named(tmp_path, capsys):
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder", encoding="utf-8")
     _fails(capsys, ["modify", str(data), "--out", str(blocker), "--modifications", "hue"],
-           "cannot use", str(blocker), "Not a directory")
+           str(blocker), "is a file, not a folder")
 
 
 @pytest.mark.parametrize(("damage", "expected"), [
@@ -297,3 +297,27 @@ def test_explain_refuses_a_data_folder_with_another_class_count(tmp_path, capsys
                     "--device", "cpu", "--workers", "0"],
            "3 class folders", "2 classes")  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+def test_report_on_truncated_weights_is_one_line_and_writes_nothing(tmp_path, capsys):
+    """Issue 20, 9: a SafetensorError traceback from the redundancy findings."""
+    model = _model(tmp_path / "model")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    out = tmp_path / "report"
+    _fails(capsys, ["report", str(model), "--out", str(out)], f"cannot read {weights}",
+           "the weights file is damaged")
+    assert not out.exists()
+
+
+def test_class_names_are_drawn_as_plain_text_not_mathtext(tmp_path, capsys):
+    """Issue 20, 9: '$…$' in a class name went to matplotlib's mathtext parser (a traceback for
+    an invalid expression such as an unclosed group)."""
+    names = [r"x$\frac{a$", "b"]
+    model = _model(tmp_path / "model", classes=names)
+    data = _images(tmp_path / "data", {names[0]: ["0.png"], "b": ["0.png"]})
+    out = tmp_path / "analysis"
+    argv = ["analyze-image", str(model), str(data / names[0] / "0.png"), "--out", str(out),
+            "--device", "cpu"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert Image.open(out / "analysis.png").size[0] > 0

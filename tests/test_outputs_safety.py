@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers_data import SRC, cli_popen
+from helpers_data import SRC, cli_popen, make_mini_cub
 from protoexplain.cli import main
 from protoexplain.fileio import atomic_open, read_json, temp_folder_beside, write_json
 from protoexplain.models import ModelSpec, ProtoPNet, save_model
@@ -225,3 +225,37 @@ def test_every_writing_command_takes_the_lock(tmp_path, capsys):
             _fails(capsys, argv, str(out), "in use by")
     finally:
         holder.communicate("")
+
+
+def test_data_and_model_commands_take_the_lock_too(tmp_path, capsys):
+    data, model = _images(tmp_path / "data"), _model(tmp_path / "model")
+    make_mini_cub(tmp_path / "CUB_200_2011", per_class=1, zero_byte=False)
+    out = tmp_path / "busy"
+    holder = _hold(out)
+    try:
+        for argv in (["synth", "--out", str(out), "--size", "32", "--train-per-class", "1",
+                      "--test-per-class", "1"],
+                     ["augment", str(data), "--out", str(out), "--copies-per-pipeline", "1"],
+                     ["modify", str(data), "--out", str(out), "--modifications", "hue"],
+                     ["push", str(model), str(data), "--out", str(out), "--device", "cpu"],
+                     ["import-legacy", str(tmp_path / "x.pth"), "--out", str(out),
+                      "--arch", "small_cnn"],
+                     ["prepare-cub", str(tmp_path / "CUB_200_2011"),
+                      "--out", str(out)]):  # fmt: skip
+            _fails(capsys, argv, str(out), "in use by")
+        assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written
+    finally:
+        holder.communicate("")
+
+
+def test_a_killed_synth_leaves_only_what_the_next_run_removes(tmp_path):
+    out = tmp_path / "synth"
+    with locked_output(out, "synth"):
+        staging = temp_folder_beside(out / "data", suffix=".partial")
+        (staging / "train").mkdir()  # what a kill during generation leaves
+    argv = ["synth", "--out", str(out), "--size", "32", "--train-per-class", "1",
+            "--test-per-class", "1"]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["factors.csv", "synth.json", "test", "train"])  # the lock is gone too
+    assert main(argv) == 0  # the same set again: kept as is

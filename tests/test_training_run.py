@@ -128,3 +128,52 @@ def test_resume_with_an_edited_config_names_what_differs(config_file, tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("protoexplain: error: the given config differs from ")
     assert f"in seed; resume with --config {out / 'config.toml'}" in err
+
+
+def test_resume_after_editing_the_runs_own_config_says_it_was_edited(config_file, tmp_path,
+                                                                       capsys):
+    """Issue 20, 10: `--config OUT/config.toml` after editing it was 'differs from the given'."""
+    from protoexplain.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "--out", str(out), "--device", "cpu", "--dry-run"]
+    assert main([*base, "--config", str(config_file)]) == 0
+    own = out / "config.toml"
+    own.write_text(own.read_text(encoding="utf-8").replace("seed = 3", "seed = 4"),
+                   encoding="utf-8")
+    capsys.readouterr()
+    assert main([*base, "--config", str(own), "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"protoexplain: error: {own} was edited after this run started")
+    assert "differs in seed" in err[0] and "undo the edit" in err[0]
+    own.write_text(own.read_text(encoding="utf-8").replace("seed = 4", "seed = 3"),
+                   encoding="utf-8")
+    assert main([*base, "--config", str(own), "--resume"]) == 0  # undone: resumes
+
+
+@pytest.mark.parametrize("damage", ["truncated", "other model"])
+def test_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(config_file, tmp_path, capsys,
+                                                                 damage):
+    from protoexplain.cli import main
+    from protoexplain.models import ModelSpec, ProtoPNet, save_model
+
+    out = tmp_path / "run"
+    argv = ["train", "--config", str(config_file), "--out", str(out), "--device", "cpu",
+            "--dry-run"]
+    assert main(argv) == 0
+    last = out / "checkpoints" / "last"
+    weights_file = last / "model.safetensors"
+    if damage == "truncated":
+        weights_file.write_bytes(weights_file.read_bytes()[:100])
+    else:
+        other = ModelSpec("small_cnn", 2, (4, 8, 1, 1), class_names=["a", "b"], image_size=32)
+        save_model(ProtoPNet(other), tmp_path / "other")
+        weights_file.write_bytes((tmp_path / "other" / "model.safetensors").read_bytes())
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len(lines) == 1, err
+    assert lines[0].startswith(f"protoexplain: error: checkpoint {last} cannot be resumed")
+    assert "train into a new --out folder" in lines[0]

@@ -37,13 +37,15 @@ def locked_output(
     locks.
 
     On entry, temporaries that killed runs left in the folder are removed (the lock proves they are
-    nobody's). A folder this call created and left holding only the lock is removed again on exit,
-    so a refused command leaves nothing behind.
+    nobody's). On exit the lock file is removed, and so is a folder this call created and left
+    empty, so a refused command leaves nothing behind.
     """
     folder = Path(folder)
     if (int(os.environ.get("RANK", "0")) if rank is None else rank) != 0:
         yield folder
         return
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"output folder {folder} is a file, not a folder; choose another path")
     created = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     handle = _acquire(folder / LOCK_NAME, command)
@@ -51,8 +53,8 @@ def locked_output(
         remove_stale_temporaries(folder)
         yield folder
     finally:
-        if created and [p.name for p in folder.iterdir()] == [LOCK_NAME]:
-            (folder / LOCK_NAME).unlink()
+        (folder / LOCK_NAME).unlink(missing_ok=True)  # still held: a waiter retries on the new file
+        if created and not any(folder.iterdir()):
             folder.rmdir()
         handle.close()
 

@@ -118,7 +118,8 @@ def _panel_figure(analysis: ImageAnalysis, rows: list, path: Path) -> Path:
     names = analysis.class_names
     figure.suptitle(
         f"prediction: {names[analysis.predicted]} "
-        f"(p = {analysis.probabilities[analysis.predicted]:.3f})"
+        f"(p = {analysis.probabilities[analysis.predicted]:.3f})",
+        parse_math=False,
     )
     axes = figure.subplots(len(rows), 4, squeeze=False)
     headers = ["this image (box)", "activation", "prototype", "prototype's source"]
@@ -140,7 +141,8 @@ def _panel_figure(analysis: ImageAnalysis, rows: list, path: Path) -> Path:
         )
         if item.importances:
             caption += "\nbecause " + _because(item.importances).replace(", ", "\n")
-        axes[row, 0].set_ylabel(caption, fontsize=8, rotation=0, ha="right", va="center")
+        axes[row, 0].set_ylabel(caption, fontsize=8, rotation=0, ha="right", va="center",
+                                parse_math=False)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=80)
     return path

@@ -11,6 +11,7 @@ from protoexplain.data.augmentation import PIPELINES, augment_image, derive_rng
 from protoexplain.data.folder import ImageFolderDataset, check_on_error
 from protoexplain.data.images import load_rgb, save_image
 from protoexplain.errors import UserError
+from protoexplain.outputs import locked_output
 from protoexplain.progress import progress_bar
 
 
@@ -51,6 +52,14 @@ def augment_folder(
     out = Path(out_dir)
     if out.resolve() == dataset.root.resolve():
         raise UserError(f"output folder {out} is the input folder; choose another folder")
+    with locked_output(out, "augment"):
+        return _write_copies(dataset, out, seed, copies_per_pipeline, on_error, quality, progress)
+
+
+def _write_copies(
+    dataset: ImageFolderDataset, out: Path, seed: int, copies_per_pipeline: int, on_error: str,
+    quality: int, progress: bool,
+) -> AugmentSummary:
     summary = AugmentSummary(out)
     for path, _ in progress_bar(dataset.samples, desc="augment", unit="img", disable=not progress):
         relative = path.relative_to(dataset.root)

@@ -15,6 +15,7 @@ from protoexplain.data.folder import check_on_error
 from protoexplain.data.images import load_rgb, save_image
 from protoexplain.errors import UserError
 from protoexplain.fileio import write_json
+from protoexplain.outputs import locked_output
 from protoexplain.progress import progress_bar
 
 METADATA_FILES = ("images.txt", "bounding_boxes.txt", "train_test_split.txt")
@@ -138,12 +139,6 @@ def output_path(out_dir: Path, item: CubImage, image_format: str) -> Path:
     return out_dir / item.split / relative.parent / f"{relative.stem}.{image_format}"
 
 
-def _remove_stale_temporaries(out_dir: Path) -> None:
-    for split in SPLITS.values():
-        for stale in (out_dir / split).glob("*/.*.tmp"):
-            stale.unlink()
-
-
 def prepare_cub(
     cub_root: str | os.PathLike,
     out_dir: str | os.PathLike,
@@ -164,8 +159,14 @@ def prepare_cub(
         raise UserError(f"JPEG quality must be between 1 and 100, got {quality}")
     root = find_cub_root(cub_root)
     items = read_cub(root)
-    out = Path(out_dir)
-    _remove_stale_temporaries(out)
+    with locked_output(out_dir, "prepare-cub") as out:
+        return _write_cub(root, items, out, image_format, quality, on_error, progress)
+
+
+def _write_cub(
+    root: Path, items: list[CubImage], out: Path, image_format: str, quality: int,
+    on_error: str, progress: bool,
+) -> CubSummary:
     summary = CubSummary(out, counts={"train": 0, "test": 0}, classes=0)
     for item in progress_bar(items, desc="prepare-cub", unit="img", disable=not progress):
         target = output_path(out, item, image_format)

@@ -35,6 +35,7 @@ from protoexplain.data.synth_factors import (
 from protoexplain.data.synth_render import Rendered, render
 from protoexplain.errors import UserError
 from protoexplain.fileio import read_json, temp_folder_beside, write_json
+from protoexplain.outputs import LOCK_NAME, locked_output
 from protoexplain.progress import progress_bar
 
 __all__ = ["PRESETS", "SynthConfig", "generate_synthetic", "list_presets", "render_sample"]
@@ -138,33 +139,32 @@ def generate_synthetic(
 
     ``background``: ``plain`` or ``like-parts`` (see :mod:`.synth_factors`).
 
-    The set is built in a temporary folder beside ``out_dir`` and renamed into place, so an
-    interrupted run leaves nothing behind. If ``out_dir`` already holds the same data set it is
-    kept as is; a non-empty folder holding anything else is an error.
+    The set is built in a temporary folder inside ``out_dir`` (held with
+    :func:`~protoexplain.outputs.locked_output`) and moved into place, ``synth.json`` last, so an
+    interrupted run leaves only that temporary, which the next run removes. If ``out_dir``
+    already holds the same data set it is kept as is; a non-empty folder holding anything else
+    is an error.
     """
     config = SynthConfig(preset, seed, size, train_per_class, test_per_class, masks, background)
     _check(config)
-    out = Path(out_dir)
     metadata = _metadata(config)
-    if out.exists() and any(out.iterdir()):
-        marker = out / "synth.json"
-        if marker.exists() and read_json(marker) == json.loads(json.dumps(metadata)):
-            return metadata
-        raise UserError(
-            f"output folder {out} is not empty and holds no identical synthetic data set; "
-            "choose a new folder or remove it"
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = temp_folder_beside(out, suffix=".partial")
-    try:
-        _write_all(staging, config, progress)
-        write_json(staging / "synth.json", metadata)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+    with locked_output(out_dir, "synth") as out:
+        if any(p.name != LOCK_NAME for p in out.iterdir()):
+            marker = out / "synth.json"
+            if marker.exists() and read_json(marker) == json.loads(json.dumps(metadata)):
+                return metadata
+            raise UserError(
+                f"output folder {out} is not empty and holds no identical synthetic data set; "
+                "choose a new folder or remove it"
+            )
+        staging = temp_folder_beside(out / "data", suffix=".partial")
+        try:
+            _write_all(staging, config, progress)
+            write_json(staging / "synth.json", metadata)
+            for entry in sorted(staging.iterdir(), key=lambda p: p.name == "synth.json"):
+                os.replace(entry, out / entry.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return metadata
 
 

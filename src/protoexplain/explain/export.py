@@ -13,6 +13,7 @@ from protoexplain.data import save_image
 from protoexplain.data.loader import LoadFailure
 from protoexplain.errors import UserError
 from protoexplain.explain.modifications import ModificationSetting
+from protoexplain.outputs import locked_output
 from protoexplain.progress import progress_bar
 
 FORMATS = ("png", "jpg")
@@ -97,11 +98,12 @@ def write_modified_folder(
     writer = _Writer(dataset, settings, Path(out_dir), image_format)
     loader = DataLoader(writer, batch_size=1, num_workers=workers, collate_fn=_keep)
     written, skipped = 0, []
-    for (item,) in progress_bar(loader, unit="img", desc="modify", disable=not progress):
-        if isinstance(item, LoadFailure):
-            if getattr(dataset, "on_error", "error") == "error":
-                raise UserError(f"{item.message} (or use --on-error skip)")
-            skipped.append(item.path)
-        else:
-            written += item
+    with locked_output(out_dir, "modify"):
+        for (item,) in progress_bar(loader, unit="img", desc="modify", disable=not progress):
+            if isinstance(item, LoadFailure):
+                if getattr(dataset, "on_error", "error") == "error":
+                    raise UserError(f"{item.message} (or use --on-error skip)")
+                skipped.append(item.path)
+            else:
+                written += item
     return written, skipped

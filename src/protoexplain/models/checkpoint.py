@@ -11,6 +11,7 @@ from typing import Any
 import safetensors
 import torch
 import torchvision
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from protoexplain import __version__
@@ -77,13 +78,25 @@ def read_model_description(directory: str | os.PathLike) -> dict[str, Any]:
     return description
 
 
+def check_weights(directory: str | os.PathLike) -> Path:
+    """The model folder's weights file, after checking it is a complete safetensors file."""
+    weights = Path(directory) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise UserError(f"{weights} is missing; the model folder is incomplete")
+    try:
+        with safe_open(str(weights), framework="pt"):
+            pass
+    except (SafetensorError, OSError) as error:
+        raise UserError(f"cannot read {weights}: {error}; the weights file is damaged, save or "
+                        "train the model again") from None
+    return weights
+
+
 def load_model(directory: str | os.PathLike, device: str | torch.device = "cpu") -> ProtoPNet:
     """Rebuild a model saved with :func:`save_model` (random trunk, then every saved tensor)."""
     directory = Path(directory)
     description = read_model_description(directory)
-    weights = directory / WEIGHTS_FILE
-    if not weights.is_file():
-        raise UserError(f"{weights} is missing; the model folder is incomplete")
+    weights = check_weights(directory)
     try:
         model = ProtoPNet(ModelSpec.from_dict(description["spec"]))
     except (TypeError, ValueError, KeyError, UserError) as error:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from protoexplain.errors import UserError
 from protoexplain.fileio import read_json
+from protoexplain.models.checkpoint import check_weights
 
 MODEL_FILE = "model.json"
 GLOBAL_COLUMNS = (
@@ -119,6 +120,7 @@ def locate_inputs(
             f"no model found in {root}: pass a pipeline run folder, a training run folder "
             f"(with model/) or a model folder (with {MODEL_FILE}), or name one with --model"
         )
+    check_weights(model)
     _check_explanations_match(model, found_explain)
     evaluation = Path(evaluation_dir) if evaluation_dir else root / "evaluation"
     nearest = Path(nearest_dir) if nearest_dir else root / "nearest"

@@ -25,7 +25,7 @@ from torch.nn.parallel import DistributedDataParallel
 from protoexplain import __version__
 from protoexplain.data import fingerprint_folder
 from protoexplain.errors import UserError
-from protoexplain.fileio import atomic_open, write_json
+from protoexplain.fileio import atomic_open, read_json, write_json
 from protoexplain.models.checkpoint import save_model
 from protoexplain.models.ppnet import ModelSpec, ProtoPNet
 from protoexplain.tomlconfig import tomllib
@@ -62,6 +62,10 @@ from protoexplain.training.state import (
 )
 
 DRY_RUN_PUSH_IMAGES = 8
+
+
+#: the key of run.json that keeps the resolved config a run started with
+STARTED_CONFIG = "config_toml"
 
 
 def seed_everything(seed: int) -> None:
@@ -309,18 +313,40 @@ def config_differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "
     return keys
 
 
+def _parsed(text: str | None) -> dict | None:
+    try:
+        return None if text is None else tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None
+
+
+def _check_resumed_config(text: str, out_dir: Path) -> None:
+    """A resumed run must be given the settings it started with (kept in run.json too)."""
+    path, run_file = out_dir / "config.toml", out_dir / "run.json"
+    on_disk = path.read_text(encoding="utf-8") if path.is_file() else None
+    started = read_json(run_file).get(STARTED_CONFIG) if run_file.is_file() else None
+    started = _parsed(started if started is not None else on_disk) or {}
+    keys = ", ".join(config_differences(started, tomllib.loads(text)))
+    if not keys:
+        return
+    if _parsed(on_disk) != started:
+        raise UserError(
+            f"{path} was edited after this run started (it differs in {keys}); a run resumes "
+            f"with the settings it started with ({run_file} keeps them): undo the edit, or train "
+            "into a new --out folder"
+        )
+    raise UserError(
+        f"the given config differs from {path}, the one this run was started with, in {keys}; "
+        f"resume with --config {path}, or train into a new --out folder"
+    )
+
+
 def _write_run_files(config: RunConfig, out_dir: Path, context: DistContext, resume: bool) -> None:
     text = dump_config(config, "resolved configuration of this run")
-    path = out_dir / "config.toml"
-    if resume and path.exists():
-        saved = path.read_text(encoding="utf-8")
-        if saved != text:
-            keys = ", ".join(config_differences(tomllib.loads(saved), tomllib.loads(text)))
-            raise UserError(
-                f"the given config differs from {path}, the one this run was started with, in "
-                f"{keys or 'its layout'}; resume with --config {path}, or train into a new --out"
-            )
+    if resume and ((out_dir / "config.toml").is_file() or (out_dir / "run.json").is_file()):
+        _check_resumed_config(text, out_dir)
         return
+    path = out_dir / "config.toml"
     if (out_dir / "checkpoints" / "last").exists() and not resume:
         raise UserError(
             f"{out_dir} already holds a training run; use --resume or choose a new --out folder"
@@ -333,6 +359,7 @@ def _write_run_files(config: RunConfig, out_dir: Path, context: DistContext, res
             "protoexplain": __version__, "torch": torch.__version__,
             "python": platform.python_version(), "seed": config.seed,
             "world_size": context.world_size, "device": str(context.device),
+            STARTED_CONFIG: text,
             "data_fingerprints": {
                 key: fingerprint_folder(getattr(config.data, key))
                 for key in ("train", "test", "push")

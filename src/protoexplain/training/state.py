@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from protoexplain.errors import UserError
@@ -113,11 +114,18 @@ def load_training_state(
     for name in ("model.safetensors", OPTIMIZER_FILE, STATE_FILE):
         if not (directory / name).is_file():
             raise UserError(f"checkpoint {directory} is incomplete ({name} missing); cannot resume")
-    device = model.prototype_vectors.device
-    model.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(device)))
-    saved = read_json(directory / STATE_FILE)
-    tensors = load_file(str(directory / OPTIMIZER_FILE), device=str(device))
-    for name, optimizer in optimizers.items():
-        optimizer.load_state_dict(_join_optimizer(name, tensors, saved["optimizers"][name]))
-    scheduler.load_state_dict(saved["scheduler"])
-    return saved["progress"], saved["rng"]
+    device = str(model.prototype_vectors.device)
+    try:
+        model.load_state_dict(load_file(str(directory / "model.safetensors"), device=device))
+        saved = read_json(directory / STATE_FILE)
+        tensors = load_file(str(directory / OPTIMIZER_FILE), device=device)
+        for name, optimizer in optimizers.items():
+            optimizer.load_state_dict(_join_optimizer(name, tensors, saved["optimizers"][name]))
+        scheduler.load_state_dict(saved["scheduler"])
+        return saved["progress"], saved["rng"]
+    except (SafetensorError, RuntimeError, ValueError, KeyError, TypeError) as error:
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        raise UserError(
+            f"checkpoint {directory} cannot be resumed: it is damaged or belongs to another model "
+            f"({lines[-1].strip()[:200]}); train into a new --out folder"
+        ) from None

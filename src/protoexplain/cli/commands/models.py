@@ -10,6 +10,7 @@ from protoexplain.errors import UserError
 from protoexplain.models import list_backbones, save_model
 from protoexplain.models.backbones import backbone_info
 from protoexplain.models.legacy import import_legacy
+from protoexplain.outputs import LOCK_NAME, locked_output
 
 ORDER = 10
 
@@ -22,16 +23,16 @@ def _backbones(args: argparse.Namespace) -> int:
 
 
 def _import_legacy(args: argparse.Namespace) -> int:
-    out_dir = args.out
-    if out_dir.is_dir() and any(out_dir.iterdir()):
-        raise UserError(f"{out_dir} is not empty; import into a new folder so that no model or "
-                        "file there is overwritten")
-    model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
-    out = save_model(
-        model,
-        out_dir,
-        metadata={"imported_from": Path(args.checkpoint).name, "source": "original ProtoPNet"},
-    )
+    with locked_output(args.out, "import-legacy") as out_dir:
+        if any(p.name != LOCK_NAME for p in out_dir.iterdir()):
+            raise UserError(f"{out_dir} is not empty; import into a new folder so that no model "
+                            "or file there is overwritten")
+        model = import_legacy(args.checkpoint, args.arch, args.classes, args.image_size)
+        out = save_model(
+            model,
+            out_dir,
+            metadata={"imported_from": Path(args.checkpoint).name, "source": "original ProtoPNet"},
+        )
     print(
         f"imported {model.num_prototypes} prototypes, {model.num_classes} classes, "
         f"backbone {args.arch}, image size {model.spec.image_size} -> {out}/"

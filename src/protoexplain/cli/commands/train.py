@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from protoexplain.cli.arguments import non_negative_int, positive_int
+
+if TYPE_CHECKING:
+    import torch
 
 ORDER = 30
 
@@ -32,12 +36,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from protoexplain.data import ImageFolderDataset, eval_transform
     from protoexplain.device import resolve_device
+    from protoexplain.outputs import locked_output
+
+    out = Path(args.out) if args.out else Path(args.model_dir)
+    with locked_output(out, "push"):
+        return _push_into(args, out, resolve_device(args.device))
+
+
+def _push_into(args: argparse.Namespace, out: Path, device: torch.device) -> int:
+    from protoexplain.data import ImageFolderDataset, eval_transform
     from protoexplain.models import load_model, save_model
     from protoexplain.training import push_prototypes, save_push_artifacts, train_last_layer
 
-    device = resolve_device(args.device)
     model = load_model(args.model_dir, device=device)
     spec = model.spec
     dataset = ImageFolderDataset(
@@ -52,7 +63,6 @@ def _push(args: argparse.Namespace) -> int:
         train_last_layer(
             model, dataset, epochs=args.last_layer_epochs, device=device, workers=args.workers
         )
-    out = Path(args.out) if args.out else Path(args.model_dir)
     save_model(model, out, {"pushed_on": str(Path(args.push_data).resolve())})
     folder = save_push_artifacts(
         result, model, dataset, out, progress=True, images=not args.no_images
