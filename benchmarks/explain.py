@@ -122,7 +122,7 @@ def peak_memory(images: int, work: Path) -> float:
         save_model(make_model(), model_dir)
     code = (
         "import resource, sys; from protoexplain.cli import main; "
-        f"main(['explain', r'{model_dir}', r'{data}', r'{work / f'memout{images}'}', "
+        f"main(['explain', r'{model_dir}', r'{data}', '--out', r'{work / f'memout{images}'}', "
         "'--device', 'cpu', '--workers', '0', '--batch-size', '32', '--chunk-images', '256']); "
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )

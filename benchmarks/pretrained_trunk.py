@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import torchvision.transforms.functional as TF
 from safetensors.torch import save_file
 from torch import nn
-from tqdm import tqdm
+from tqdm.std import tqdm
 
 from protoexplain.benchmark import factor_ranks
 from protoexplain.benchmark.faithfulness import (
@@ -55,6 +55,7 @@ from protoexplain.fileio import atomic_path, write_json
 from protoexplain.models import ProtoPNet
 from protoexplain.models.backbones import SmallCNN, backbone_info
 from protoexplain.models.ppnet import IMAGENET_MEAN, IMAGENET_STD, build_add_on_layers
+from protoexplain.progress import progress_bar
 
 #: Continuous factors and the (low, high, bins) of their classes; hue bins are centred on k/8.
 BINNED = {"saturation": (0.05, 0.95, 4), "value": (0.3, 1.0, 4), "contrast": (0.05, 0.9, 4)}
@@ -88,7 +89,8 @@ def render_pretraining_set(
     rng = np.random.default_rng(seed)
     presets = list(PRESETS)
     images, targets = [], []
-    for index in tqdm(range(count), desc="render pretraining images", unit="img", leave=False):
+    for index in progress_bar(range(count), desc="render pretraining images", unit="img",
+                              leave=False):
         preset = presets[int(rng.integers(len(presets)))]
         class_index = int(rng.integers(len(PRESETS[preset].classes)))
         factors, drawn = render_sample(preset, class_index, "train", index, seed, size, background)
@@ -120,7 +122,7 @@ def pretrain_trunk(
     def logits(pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return heads(trunk(_normalise(pixels.to(device))).mean(dim=(2, 3))).split(sizes, dim=1)
 
-    for _ in tqdm(range(args.pretrain_epochs), desc="pretrain trunk", unit="epoch"):
+    for _ in progress_bar(range(args.pretrain_epochs), desc="pretrain trunk", unit="epoch"):
         trunk.train()
         for batch in torch.randperm(len(train_x)).split(64):
             outputs, target = logits(train_x[batch]), train_y[batch].to(device)
@@ -218,7 +220,7 @@ def run() -> None:
     pretrain_accuracy = pretrain_trunk(out, args, device)
     config = replace(FaithfulnessConfig(), background=args.background, image_size=args.size,
                      seed=args.seed, warm_epochs=5, features_lr=1e-4)
-    bar = tqdm(total=len(presets) * len(FAMILIES) * 5, desc="explain", unit="model")
+    bar = progress_bar(total=len(presets) * len(FAMILIES) * 5, desc="explain", unit="model")
     table = add_significance(pd.DataFrame(
         [row for preset in presets for row in study_preset(preset, out, config, device, bar)]))
     bar.close()

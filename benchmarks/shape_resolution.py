@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import time
 
-from tqdm import tqdm
-
 from protoexplain.benchmark import factor_ranks, summarise_ranks
 from protoexplain.benchmark.faithfulness import random_model
 from protoexplain.benchmark.studies import load_preset_run, study_arguments
 from protoexplain.data import ImageFolderDataset, generate_synthetic
 from protoexplain.explain import explain_dataset
 from protoexplain.fileio import write_json
+from protoexplain.progress import progress_bar
 
 #: (native size in pixels, sine-warp amplitude in pixels, where the modifications run).
 SETTINGS = (
@@ -40,7 +39,7 @@ def main() -> None:
     config, model, _ = load_preset_run(args.benchmark_dir, "shape", "shape_resolution")
     models = {"trained": model, "control_random": random_model(model, config["seed"] + 2)}
     rows = []
-    bar = tqdm(total=len(SETTINGS) * len(models), desc="shape resolution", unit="run")
+    bar = progress_bar(total=len(SETTINGS) * len(models), desc="shape resolution", unit="run")
     bar.write(f"{'native px':>9}{'A px':>6}{'A/side':>8}{'modify at':>10}  {'model':<15}"
               f"{'shape first':>12}{'mean rank':>10}{'shape':>8}{'hue':>8}{'satur.':>8}"
               f"{'seconds':>8}")

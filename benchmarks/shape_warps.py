@@ -16,7 +16,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from protoexplain.benchmark import factor_ranks, summarise_ranks
 from protoexplain.benchmark.faithfulness import benchmark_models
@@ -27,6 +26,7 @@ from protoexplain.explain.families import perceptual
 from protoexplain.explain.modifications import get_modification, register_modification
 from protoexplain.explain.warp import sine_warp
 from protoexplain.fileio import write_json
+from protoexplain.progress import progress_bar
 
 FAMILY = "warp-study"
 AMPLITUDE = 4.0
@@ -79,7 +79,7 @@ def main() -> None:
     models = benchmark_models(model, data / "train", config["seed"])
     test = ImageFolderDataset(data / "test")
     rows = []
-    for kind, explained in tqdm(models.items(), desc="shape warps", unit="model"):
+    for kind, explained in progress_bar(models.items(), desc="shape warps", unit="model"):
         scores = explain_dataset(
             explained, test, modifications=[*OTHERS, *NAMES.values()], family=FAMILY,
             mode="faithful", bootstrap=0, device=device, batch_size=32, seed=config["seed"],

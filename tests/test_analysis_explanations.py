@@ -37,7 +37,7 @@ def test_analyze_image_adds_local_and_global_importances(tmp_path, capsys):
     model = ProtoPNet(ModelSpec("small_cnn", 2, (4, 8, 1, 1), image_size=32)).eval()
     model_dir = save_model(model, tmp_path / "run" / "model")
     explain_dir = tmp_path / "run" / "explain" / "test"
-    assert main(["explain", str(model_dir), str(tmp_path / "data"), str(explain_dir),
+    assert main(["explain", str(model_dir), str(tmp_path / "data"), "--out", str(explain_dir),
                  "--modifications", "brightness", "hue", "--workers", "0", "--bootstrap", "5",
                  "--device", "cpu"]) == 0
     capsys.readouterr()

@@ -37,7 +37,7 @@ def test_every_command_has_help_text():
 
 
 def test_user_error_is_one_line_without_traceback(tmp_path):
-    result = _run("import-legacy", str(tmp_path / "missing.pth"), str(tmp_path / "out"),
+    result = _run("import-legacy", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "out"),
                   "--arch", "vgg11")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0

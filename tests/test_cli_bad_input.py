@@ -57,7 +57,7 @@ def test_output_path_that_is_a_file_is_named(tmp_path, capsys):
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
     blocker = tmp_path / "blocker"
     blocker.write_text("not a folder", encoding="utf-8")
-    _fails(capsys, ["modify", str(data), str(blocker), "--modifications", "hue"],
+    _fails(capsys, ["modify", str(data), "--out", str(blocker), "--modifications", "hue"],
            str(blocker), "is a file, not a folder")
 
 
@@ -99,7 +99,7 @@ def test_damaged_model_folder_is_one_line(tmp_path, capsys, damage, expected):
     (["evaluate", "M", "D", "--workers", "-1"], "--workers: must be 0 or more, got -1"),
     (["analyze-image", "M", "x.png", "--top-k", "0"], "--top-k: must be at least 1"),
     (["nearest", "M", "D", "--k", "two"], "--k: expected a whole number, got 'two'"),
-    (["import-legacy", "x.pth", "O", "--arch", "vgg11", "--image-size", "0"],
+    (["import-legacy", "x.pth", "--out", "O", "--arch", "vgg11", "--image-size", "0"],
      "--image-size: must be at least 1"),
 ])
 def test_count_options_are_checked_by_the_parser(capsys, argv, expected):
@@ -116,14 +116,14 @@ def test_count_options_are_checked_by_the_parser(capsys, argv, expected):
 def test_unusable_strength_is_refused_before_any_work(tmp_path, capsys, strength, expected):
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
     out = tmp_path / "out"
-    _fails(capsys, ["modify", str(data), str(out), "--strength", strength], expected)
+    _fails(capsys, ["modify", str(data), "--out", str(out), "--strengths", strength], expected)
     assert not out.exists()
 
 
 def test_modify_keeps_images_whose_names_differ_only_in_suffix(tmp_path, capsys):
     data = _images(tmp_path / "data", {"a": ["x.png", "x.jpg", "y.png"], "b": ["x.png"]})
     out = tmp_path / "out"
-    assert main(["modify", str(data), str(out), "--modifications", "shape"]) == 0
+    assert main(["modify", str(data), "--out", str(out), "--modifications", "shape"]) == 0
     written = sorted(p.relative_to(out / "shape_4").as_posix() for p in out.rglob("*.png"))
     assert written == ["a/x_jpg.png", "a/x_png.png", "a/y.png", "b/x.png"]
     from_jpg = np.asarray(Image.open(out / "shape_4" / "a" / "x_jpg.png"))
@@ -134,14 +134,16 @@ def test_modify_keeps_images_whose_names_differ_only_in_suffix(tmp_path, capsys)
 
 def test_modify_refuses_an_output_folder_inside_its_input(tmp_path, capsys):
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"]})
-    _fails(capsys, ["modify", str(data), str(data / "copies")], "lies inside the image folder")
+    _fails(capsys, ["modify", str(data), "--out", str(data / "copies")],
+           "lies inside the image folder")
     assert sorted(p.name for p in data.iterdir()) == ["a", "b"]
 
 
 def test_import_legacy_never_writes_into_a_folder_that_holds_files(tmp_path, capsys):
     model = _model(tmp_path / "model")
     before = {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()}
-    _fails(capsys, ["import-legacy", str(tmp_path / "any.pth"), str(model), "--arch", "vgg11"],
+    _fails(capsys, ["import-legacy", str(tmp_path / "any.pth"), "--out", str(model),
+                    "--arch", "vgg11"],
            f"{model} is not empty")
     assert {p.name: p.read_bytes() for p in model.iterdir() if p.is_file()} == before
 
@@ -207,7 +209,8 @@ def test_report_refuses_named_inputs_that_do_not_exist(tmp_path, capsys):
 def test_a_folder_given_for_a_file_is_named_as_such(tmp_path, capsys):
     folder = tmp_path / "folder"
     folder.mkdir()
-    _fails(capsys, ["import-legacy", str(folder), str(tmp_path / "out"), "--arch", "vgg11"],
+    _fails(capsys, ["import-legacy", str(folder), "--out", str(tmp_path / "out"),
+                    "--arch", "vgg11"],
            f"checkpoint {folder} is a folder, not a checkpoint file")
     _fails(capsys, ["train", "--config", str(folder)], f"{folder} is a folder, not a TOML file")
     _fails(capsys, ["run", str(folder)], f"{folder} is a folder, not a TOML file")
@@ -290,8 +293,9 @@ def test_training_on_a_class_folder_without_images_is_refused(tmp_path, capsys):
 def test_explain_refuses_a_data_folder_with_another_class_count(tmp_path, capsys):
     data = _images(tmp_path / "data", {"a": ["0.png"], "b": ["0.png"], "c": ["0.png"]})
     model = _model(tmp_path / "model")
-    _fails(capsys, ["explain", str(model), str(data), str(tmp_path / "out"), "--device", "cpu",
-                    "--workers", "0"], "3 class folders", "2 classes")  # fmt: skip
+    _fails(capsys, ["explain", str(model), str(data), "--out", str(tmp_path / "out"),
+                    "--device", "cpu", "--workers", "0"],
+           "3 class folders", "2 classes")  # fmt: skip
     assert not (tmp_path / "out").exists()
 
 

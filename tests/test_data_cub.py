@@ -75,7 +75,7 @@ def test_zero_byte_image_error_names_file_or_is_skipped(tmp_path):
 def test_cli_errors_are_one_line_and_name_the_missing_file(tmp_path):
     cub = make_mini_cub(tmp_path / "cub", zero_byte=False)
     (cub.root / "bounding_boxes.txt").unlink()
-    result = run_cli("prepare-cub", str(cub.root), str(tmp_path / "out"))
+    result = run_cli("prepare-cub", str(cub.root), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "bounding_boxes.txt" in result.stderr
     assert "Traceback" not in result.stderr
@@ -113,7 +113,7 @@ def test_killed_midway_then_rerun_gives_the_uninterrupted_tree(tmp_path):
     source.unlink()
     os.mkfifo(source)
     out = tmp_path / "out"
-    process = cli_popen("prepare-cub", str(cub.root), str(out))
+    process = cli_popen("prepare-cub", str(cub.root), "--out", str(out))
     deadline = time.monotonic() + 120
     try:
         while len(list(out.rglob("*.jpg"))) < len(ids) // 2:

@@ -63,12 +63,12 @@ def test_cli_stops_in_one_line_or_skips_and_counts(tmp_path):
     data.mkdir(parents=True)
     Image.new("RGB", (16, 16), "red").save(data / "fine.png")
     write_declared_png(data / "bomb.png", 20000, 20000)
-    stopped = run_cli("modify", str(tmp_path / "data"), str(tmp_path / "out1"),
+    stopped = run_cli("modify", str(tmp_path / "data"), "--out", str(tmp_path / "out1"),
                       "--modifications", "hue")  # fmt: skip
     assert stopped.returncode == 2
     errors = [line for line in stopped.stderr.splitlines() if line.startswith("protoexplain:")]
     assert len(errors) == 1 and "bomb.png" in errors[0] and "Traceback" not in stopped.stderr
-    skipped = run_cli("modify", str(tmp_path / "data"), str(tmp_path / "out2"),
+    skipped = run_cli("modify", str(tmp_path / "data"), "--out", str(tmp_path / "out2"),
                       "--modifications", "hue", "--on-error", "skip")  # fmt: skip
     assert skipped.returncode == 0, skipped.stderr
     assert "1 skipped" in skipped.stdout

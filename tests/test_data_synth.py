@@ -137,7 +137,7 @@ def test_colour_probe_separates_hue_but_not_shape(tmp_path):
 
 
 def test_cli_synth(tmp_path):
-    result = run_cli("synth", str(tmp_path / "s"), "--preset", "texture", "--size", "32",
+    result = run_cli("synth", "--out", str(tmp_path / "s"), "--preset", "texture", "--size", "32",
                      "--train-per-class", "2", "--test-per-class", "1", "--masks",
                      "--background", "like-parts")
     assert result.returncode == 0, result.stderr

@@ -42,8 +42,8 @@ def _model(path: Path) -> Path:
 
 def test_modify_writes_png_copies(tmp_path, capsys):
     data = _folder(tmp_path / "in", 2, 24)
-    code = main(["modify", str(data), str(tmp_path / "out"), "--modifications", "hue", "shape",
-                 "--strength", "hue=0.25"])  # fmt: skip
+    code = main(["modify", str(data), "--out", str(tmp_path / "out"),
+                 "--modifications", "hue", "shape", "--strengths", "hue=0.25"])  # fmt: skip
     assert code == 0 and "8 images written" in capsys.readouterr().out.replace("\n", " ")
     written = Image.open(tmp_path / "out" / "hue_0.25" / "b" / "001.png")
     expected = get_modification("hue")(Image.open(data / "b" / "001.png").convert("RGB"), 0.25)
@@ -53,14 +53,14 @@ def test_modify_writes_png_copies(tmp_path, capsys):
 
 def test_bad_strength_is_a_user_error(tmp_path, capsys):
     data = _folder(tmp_path / "in", 1, 16)
-    assert main(["modify", str(data), str(tmp_path / "o"), "--strength", "hue"]) == 2
+    assert main(["modify", str(data), "--out", str(tmp_path / "o"), "--strengths", "hue"]) == 2
     assert "hue=0.1" in capsys.readouterr().err
 
 
 def _explain_arguments(model: Path, data: Path, out: Path) -> list[str]:
-    return ["explain", str(model), str(data), str(out), "--device", "cpu", "--workers", "0",
-            "--batch-size", "1", "--chunk-images", "2", "--bootstrap", "10", "--local-top-k", "3",
-            "--modifications", "hue", "shape", "texture"]  # fmt: skip
+    return ["explain", str(model), str(data), "--out", str(out), "--device", "cpu",
+            "--workers", "0", "--batch-size", "1", "--chunk-images", "2", "--bootstrap", "10",
+            "--local-top-k", "3", "--modifications", "hue", "shape", "texture"]  # fmt: skip
 
 
 # A child that counts its forward passes (one image each) and prints the count at exit; with
@@ -112,7 +112,7 @@ def test_modify_at_is_recorded_and_calibrates_on_resized_images(tmp_path):
     data = _folder(tmp_path / "in", 2, 64)
     model = _model(tmp_path / "model")
     out = tmp_path / "out"
-    code = main(["explain", str(model), str(data), str(out), "--modify-at", "model",
+    code = main(["explain", str(model), str(data), "--out", str(out), "--modify-at", "model",
                  "--modifications", "shape", "--calibrate", "5", "--calibration-images", "2",
                  "--workers", "0", "--bootstrap", "0", "--device", "cpu"])  # fmt: skip
     assert code == 0

@@ -172,7 +172,7 @@ def test_cli_import_legacy_writes_a_loadable_model(tmp_path, monkeypatch, capsys
     torch.save(original, tmp_path / "orig.pth")
     _forget_original_modules(monkeypatch)
     (tmp_path / "classes.txt").write_text("1 001.Albatross\n2 002.Auklet\n3 003.Tern\n")
-    status = main(["import-legacy", str(tmp_path / "orig.pth"), str(tmp_path / "out"),
+    status = main(["import-legacy", str(tmp_path / "orig.pth"), "--out", str(tmp_path / "out"),
                    "--arch", "resnet18", "--classes", str(tmp_path / "classes.txt")])
     assert status == 0
     model = load_model(tmp_path / "out")
@@ -202,7 +202,7 @@ def test_cli_reports_refusal_in_one_line(tmp_path, capsys):
     evil = _Evil()
     evil.marker = tmp_path / "was-run"
     torch.save(evil, tmp_path / "evil.pth")
-    status = main(["import-legacy", str(tmp_path / "evil.pth"), str(tmp_path / "o"),
+    status = main(["import-legacy", str(tmp_path / "evil.pth"), "--out", str(tmp_path / "o"),
                    "--arch", "vgg11"])
     err = capsys.readouterr().err
     assert status == 2

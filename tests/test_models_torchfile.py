@@ -84,7 +84,8 @@ def test_full_pickle_as_weights_is_one_line(tmp_path):
 
 
 def test_cli_refuses_torchscript_in_one_line(script_file, jit_load_spy, tmp_path, capsys):
-    status = main(["import-legacy", str(script_file), str(tmp_path / "out"), "--arch", "vgg11"])
+    status = main(["import-legacy", str(script_file), "--out", str(tmp_path / "out"),
+                   "--arch", "vgg11"])
     err = capsys.readouterr().err
     assert status == 2
     assert err.count("\n") == 1 and "TorchScript archive" in err

@@ -72,8 +72,9 @@ def _model(path: Path) -> Path:
 
 
 def _explain(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    return ["explain", str(model), str(data), str(out), "--device", "cpu", "--workers", "0",
-            "--bootstrap", "5", "--modifications", "hue", "contrast", *extra]  # fmt: skip
+    return ["explain", str(model), str(data), "--out", str(out), "--device", "cpu",
+            "--workers", "0", "--bootstrap", "5", "--modifications", "hue", "contrast",
+            *extra]  # fmt: skip
 
 
 def _fails(capsys, argv: list[str], *expected: str) -> str:
@@ -232,13 +233,15 @@ def test_data_and_model_commands_take_the_lock_too(tmp_path, capsys):
     out = tmp_path / "busy"
     holder = _hold(out)
     try:
-        for argv in (["synth", str(out), "--size", "32", "--train-per-class", "1",
+        for argv in (["synth", "--out", str(out), "--size", "32", "--train-per-class", "1",
                       "--test-per-class", "1"],
-                     ["augment", str(data), str(out), "--copies-per-pipeline", "1"],
-                     ["modify", str(data), str(out), "--modifications", "hue"],
+                     ["augment", str(data), "--out", str(out), "--copies-per-pipeline", "1"],
+                     ["modify", str(data), "--out", str(out), "--modifications", "hue"],
                      ["push", str(model), str(data), "--out", str(out), "--device", "cpu"],
-                     ["import-legacy", str(tmp_path / "x.pth"), str(out), "--arch", "small_cnn"],
-                     ["prepare-cub", str(tmp_path / "CUB_200_2011"), str(out)]):  # fmt: skip
+                     ["import-legacy", str(tmp_path / "x.pth"), "--out", str(out),
+                      "--arch", "small_cnn"],
+                     ["prepare-cub", str(tmp_path / "CUB_200_2011"),
+                      "--out", str(out)]):  # fmt: skip
             _fails(capsys, argv, str(out), "in use by")
         assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written
     finally:
@@ -250,7 +253,8 @@ def test_a_killed_synth_leaves_only_what_the_next_run_removes(tmp_path):
     with locked_output(out, "synth"):
         staging = temp_folder_beside(out / "data", suffix=".partial")
         (staging / "train").mkdir()  # what a kill during generation leaves
-    argv = ["synth", str(out), "--size", "32", "--train-per-class", "1", "--test-per-class", "1"]
+    argv = ["synth", "--out", str(out), "--size", "32", "--train-per-class", "1",
+            "--test-per-class", "1"]
     assert main(argv) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["factors.csv", "synth.json", "test", "train"])  # the lock is gone too

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, write_json
 from protoexplain.models import PrototypeModel, model_device
+from protoexplain.progress import progress_bar
 
 
 @dataclass
@@ -98,7 +98,7 @@ def predict_logits(
     model.eval()
     try:
         loader = make_loader(dataset, batch_size=batch_size, workers=workers)
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress):
+        for batch in progress_bar(loader, desc=desc, unit="batch", disable=not progress):
             logits[batch.indices] = model(batch.images.to(device)).float().cpu()
             seen[batch.indices] = True
     finally:

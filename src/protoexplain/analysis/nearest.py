@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from protoexplain.analysis.evaluate import check_classes
 from protoexplain.analysis.heatmap import boxes, crop, draw_box, save_png, upsample
@@ -27,6 +26,7 @@ from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open
 from protoexplain.imaging import heatmap_overlay
 from protoexplain.models import ProtoPNet, PrototypeModel, model_device
+from protoexplain.progress import progress_bar
 from protoexplain.training import find_nearest_patches
 
 NEAREST_COLUMNS = [
@@ -103,7 +103,7 @@ def nearest_table(
         uses: dict[int, list[int]] = defaultdict(list)
         for row, image_index in enumerate(index.tolist()):
             uses[image_index].append(row)
-        for image_index in tqdm(sorted(uses), desc="nearest images", disable=not progress):
+        for image_index in progress_bar(sorted(uses), desc="nearest images", disable=not progress):
             picture = prepare_image(dataset.load_image(image_index), size).permute(1, 2, 0).numpy()
             rows = uses[image_index]
             for row, activation in zip(rows, upsample(maps[rows], size), strict=True):

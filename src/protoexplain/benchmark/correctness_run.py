@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from protoexplain import __version__
 from protoexplain.benchmark.correctness import (
@@ -21,6 +20,7 @@ from protoexplain.benchmark.correctness import (
 )
 from protoexplain.benchmark.correctness_output import write_outputs
 from protoexplain.device import resolve_device
+from protoexplain.progress import progress_bar
 
 
 def run_correctness(
@@ -39,7 +39,7 @@ def run_correctness(
     torch_device = resolve_device(device)
     started = time.perf_counter()
     per_model = 4 * len(config.presets) + (len(MIXED_VIEWS) if config.contrast else 0)
-    bar = tqdm(total=per_model * len(config.seeds), desc="correctness", unit="model",
+    bar = progress_bar(total=per_model * len(config.seeds), desc="correctness", unit="model",
                disable=not progress)
     rows: list[dict] = []
     accuracy: dict[str, dict[str, float]] = {}

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from protoexplain import __version__
 from protoexplain.benchmark.plots import plot_dose_response
@@ -38,6 +37,7 @@ from protoexplain.explain import explain_dataset
 from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
 from protoexplain.fileio import atomic_open, read_json_if_intact, write_json
 from protoexplain.models import ProtoPNet, load_model
+from protoexplain.progress import progress_bar
 from protoexplain.training import config_from_dict, train
 
 #: Benchmarked variants: name → (modification family, calibrated strengths?).
@@ -390,7 +390,8 @@ def run_faithfulness(
     torch_device = resolve_device(device)
     started = time.perf_counter()
     results: list[_PresetResult] = []
-    for preset in tqdm(config.presets, desc="faithfulness", unit="preset", disable=not progress):
+    presets = progress_bar(config.presets, desc="faithfulness", unit="preset", disable=not progress)
+    for preset in presets:
         saved = out / "presets" / f"{preset}.json"
         result = _PresetResult.load(saved, config)
         if result is None:

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from tqdm.auto import tqdm
 
 from protoexplain.data.interventions import get_intervention, rerender
 from protoexplain.data.transforms import eval_transform
 from protoexplain.explain.scores import ScoreSums, score_batch
+from protoexplain.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,10 @@ def interventional_importances(
             get_intervention(name)
     settings = [{}, *doses.values()]
     ready = {key: model.to(device).eval() for key, model in models.items()}
-    transforms = {key: eval_transform(m.spec.image_size, m.spec.mean, m.spec.std)
+    transforms = {key: eval_transform(m.input_spec.image_size, m.input_spec.mean, m.input_spec.std)
                   for key, m in ready.items()}
     sums = {key: ScoreSums.zeros(len(doses), int(m.num_prototypes), 0) for key, m in ready.items()}
-    bar = tqdm(total=len(samples), unit="img", desc="interventions", disable=not progress)
+    bar = progress_bar(total=len(samples), unit="img", desc="interventions", disable=not progress)
     for batch in _batches(samples, batch_size):
         images = [[Image.fromarray(render(sample, setting)) for setting in settings]
                   for sample in batch]

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from protoexplain.benchmark.faithfulness import (
     RESULT_COLUMNS,
@@ -29,6 +28,7 @@ from protoexplain.benchmark.significance import add_significance
 from protoexplain.benchmark.tables import markdown_table, percent, recommend
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, read_json, write_json
+from protoexplain.progress import progress_bar
 
 #: Columns of a pooled ``faithfulness.csv``: a single run's plus the seeds and, per seed, the
 #: prototypes whose top characteristic is the true factor out of all (``seed_shares``: "39/40 …").
@@ -209,7 +209,7 @@ def run_seeds(
         raise UserError(f"--seeds {','.join(map(str, seeds))}: give two or more different seeds")
     out = Path(out_dir)
     folders = []
-    for seed in tqdm(seeds, desc="seeds", unit="seed", disable=not progress):
+    for seed in progress_bar(seeds, desc="seeds", unit="seed", disable=not progress):
         folder = out / f"seed-{seed}"
         wanted = replace(config, seed=seed)
         if not _finished(folder, wanted):

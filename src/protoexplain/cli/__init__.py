@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from protoexplain import __version__
 from protoexplain.cli import commands as _commands_pkg
+from protoexplain.cli.parser import CommandParser
 from protoexplain.errors import UserError
 
 
@@ -39,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'protoexplain <command> --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"protoexplain {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands")
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", title="commands",
+                                       parser_class=CommandParser)
     for module in _command_modules():
         module.register(subparsers)
     return parser

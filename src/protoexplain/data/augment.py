@@ -7,13 +7,12 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from protoexplain.data.augmentation import PIPELINES, augment_image, derive_rng
 from protoexplain.data.folder import ImageFolderDataset, check_on_error
 from protoexplain.data.images import load_rgb, save_image
 from protoexplain.errors import UserError
 from protoexplain.outputs import locked_output
+from protoexplain.progress import progress_bar
 
 
 @dataclass
@@ -62,7 +61,7 @@ def _write_copies(
     quality: int, progress: bool,
 ) -> AugmentSummary:
     summary = AugmentSummary(out)
-    for path, _ in tqdm(dataset.samples, desc="augment", unit="img", disable=not progress):
+    for path, _ in progress_bar(dataset.samples, desc="augment", unit="img", disable=not progress):
         relative = path.relative_to(dataset.root)
         targets = [
             (pipeline, copy, out / relative.parent / augmented_name(path, pipeline, copy))

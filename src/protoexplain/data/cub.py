@@ -9,7 +9,6 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from protoexplain.data.fingerprint import fingerprint_files
 from protoexplain.data.folder import check_on_error
@@ -17,6 +16,7 @@ from protoexplain.data.images import load_rgb, save_image
 from protoexplain.errors import UserError
 from protoexplain.fileio import write_json
 from protoexplain.outputs import locked_output
+from protoexplain.progress import progress_bar
 
 METADATA_FILES = ("images.txt", "bounding_boxes.txt", "train_test_split.txt")
 SPLITS = {"1": "train", "0": "test"}
@@ -168,7 +168,7 @@ def _write_cub(
     on_error: str, progress: bool,
 ) -> CubSummary:
     summary = CubSummary(out, counts={"train": 0, "test": 0}, classes=0)
-    for item in tqdm(items, desc="prepare-cub", unit="img", disable=not progress):
+    for item in progress_bar(items, desc="prepare-cub", unit="img", disable=not progress):
         target = output_path(out, item, image_format)
         if target.exists():
             summary.existing += 1

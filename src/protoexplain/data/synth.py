@@ -21,7 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from protoexplain.data.synth_factors import (
     PART_FACTORS,
@@ -37,6 +36,7 @@ from protoexplain.data.synth_render import Rendered, render
 from protoexplain.errors import UserError
 from protoexplain.fileio import read_json, temp_folder_beside, write_json
 from protoexplain.outputs import LOCK_NAME, locked_output
+from protoexplain.progress import progress_bar
 
 __all__ = ["PRESETS", "SynthConfig", "generate_synthetic", "list_presets", "render_sample"]
 
@@ -175,7 +175,7 @@ def _write_all(root: Path, config: SynthConfig, progress: bool) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     total = sum(per_split.values()) * len(spec.classes)
-    bar = tqdm(total=total, desc=f"synth {config.preset}", unit="img", disable=not progress)
+    bar = progress_bar(total=total, desc=f"synth {config.preset}", unit="img", disable=not progress)
     for split, count in per_split.items():
         for class_index, class_spec in enumerate(spec.classes):
             folder = root / split / class_spec.name

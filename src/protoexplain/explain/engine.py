@@ -29,7 +29,6 @@ import torchvision
 from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
 from protoexplain import __version__
 from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
@@ -55,6 +54,7 @@ from protoexplain.explain.scores import ScoreSums, poisson_weights, score_batch
 from protoexplain.fileio import atomic_open, atomic_path, read_json, write_json
 from protoexplain.models.protocol import PrototypeModel
 from protoexplain.outputs import locked_output
+from protoexplain.progress import progress_bar
 
 PARTS_DIR = "parts"
 
@@ -260,7 +260,7 @@ def _compute_shard(
         done.add(current)
         _save_state(state_file, sums, done, skipped + loader.skipped, plan.fingerprint)
 
-    bar = tqdm(
+    bar = progress_bar(
         total=len(order),
         unit="img",
         desc=f"explain ({config.mode})",

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from protoexplain.data import save_image
 from protoexplain.data.loader import LoadFailure
 from protoexplain.errors import UserError
 from protoexplain.explain.modifications import ModificationSetting
 from protoexplain.outputs import locked_output
+from protoexplain.progress import progress_bar
 
 FORMATS = ("png", "jpg")
 
@@ -99,7 +99,7 @@ def write_modified_folder(
     loader = DataLoader(writer, batch_size=1, num_workers=workers, collate_fn=_keep)
     written, skipped = 0, []
     with locked_output(out_dir, "modify"):
-        for (item,) in tqdm(loader, unit="img", desc="modify", disable=not progress):
+        for (item,) in progress_bar(loader, unit="img", desc="modify", disable=not progress):
             if isinstance(item, LoadFailure):
                 if getattr(dataset, "on_error", "error") == "error":
                     raise UserError(f"{item.message} (or use --on-error skip)")

@@ -92,12 +92,12 @@ def _command(context: Context, *args: str | os.PathLike) -> None:
 def _data(context: Context) -> None:
     dataset = context.config.dataset
     if dataset.source == "synthetic":
-        _command(context, "synth", context.data_dir, "--preset", dataset.preset,
+        _command(context, "synth", "--out", context.data_dir, "--preset", dataset.preset,
                  "--background", dataset.background, "--seed", dataset.seed, "--size", dataset.size,
                  "--train-per-class", dataset.train_per_class,
                  "--test-per-class", dataset.test_per_class)
     elif dataset.source == "cub":
-        _command(context, "prepare-cub", dataset.root, context.data_dir,
+        _command(context, "prepare-cub", dataset.root, "--out", context.data_dir,
                  "--format", dataset.image_format)
     for split in (context.train_dir, context.test_dir):
         if not split.is_dir():
@@ -114,7 +114,7 @@ def _train(context: Context) -> None:
         handle.write(dump_config(train_config, "training config written by 'protoexplain run'"))
     out = context.run_dir / "train"
     resume = ["--resume"] if (out / "checkpoints" / "last").is_dir() else []
-    _command(context, "train", "--config", config_path, "--out", out,
+    _command(context, "train", config_path, "--out", out,
              "--device", context.device, *resume)
 
 
@@ -162,7 +162,7 @@ def _explain(context: Context) -> None:
             compare = ["--compare-with", str(context.run_dir / "explain" / "train")]
         # the step runs only when unfinished or when [explain] changed: replacing is intended
         _command(context, "explain", context.model_dir, context.split_dir(split),
-                 context.run_dir / "explain" / split, *_explain_args(context), *compare,
+                 "--out", context.run_dir / "explain" / split, *_explain_args(context), *compare,
                  "--overwrite")
 
 

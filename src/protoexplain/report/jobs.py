@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
+from protoexplain.progress import progress_bar
 from protoexplain.report.findings import crop_statistics
 from protoexplain.report.images import load_image, write_boxed, write_copy, write_thumbnail
 
@@ -49,6 +48,6 @@ def run_jobs(
     (a spawned process imports torch, seconds each on two busy cores)."""
     jobs = list(jobs)
     if workers <= 1 or len(jobs) < MIN_PARALLEL_JOBS:
-        return [fn(job) for job in tqdm(jobs, desc=desc, unit="job")]
+        return [fn(job) for job in progress_bar(jobs, desc=desc, unit="job")]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(tqdm(pool.map(fn, jobs), total=len(jobs), desc=desc, unit="job"))
+        return list(progress_bar(pool.map(fn, jobs), total=len(jobs), desc=desc, unit="job"))

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torchvision.transforms import functional as TF
-from tqdm import tqdm
 
 from protoexplain.data import ImageFolderDataset
 from protoexplain.fileio import atomic_open, write_json
 from protoexplain.imaging import draw_box, heatmap_overlay, save_png
 from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.progress import progress_bar
 from protoexplain.training.folders import staged_folder
 from protoexplain.training.push import PushResult, upsample_maps
 
@@ -73,7 +73,7 @@ def _write_images(
     for j in result.pushed.nonzero().flatten().tolist():
         groups.setdefault(int(result.image_index[j]), []).append(j)
     workers = min(len(groups), os.cpu_count() or 1) or 1
-    bar = tqdm(total=sum(map(len, groups.values())), desc="prototype images",
+    bar = progress_bar(total=sum(map(len, groups.values())), desc="prototype images",
                disable=not progress)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         tasks = [pool.submit(_write_image_group, result, dataset, folder, index, prototypes)

@@ -275,6 +275,6 @@ def default_config_text() -> str:
     """A commented TOML config with every default (method §3); fill in the data paths."""
     header = (
         "protoexplain training config (defaults = the original ProtoPNet settings).\n"
-        "Fill in data.train and data.test, then run: protoexplain train --config THIS_FILE"
+        "Fill in data.train and data.test, then run: protoexplain train THIS_FILE"
     )
     return dump_config(RunConfig(), header)

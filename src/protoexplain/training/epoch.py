@@ -9,10 +9,10 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
 from protoexplain.models.protocol import PrototypeModel
+from protoexplain.progress import progress_bar
 from protoexplain.training.distributed import DistContext, all_reduce_sum
 from protoexplain.training.losses import LossWeights, protopnet_loss
 
@@ -97,7 +97,7 @@ def run_epoch(
 ) -> dict[str, float]:
     """Train one epoch; returns the mean loss terms and accuracy over all processes' samples."""
     totals = EpochTotals(TERMS)
-    bar = tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+    bar = progress_bar(batches, desc=description, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
         if max_batches is not None and number >= max_batches:
             break
@@ -135,7 +135,7 @@ def evaluate(
     model.eval()
     counts = torch.zeros(2, dtype=torch.float64)
     for number, batch in enumerate(
-        tqdm(batches, desc=description, leave=False, disable=not context.is_main)
+        progress_bar(batches, desc=description, leave=False, disable=not context.is_main)
     ):
         if max_batches is not None and number >= max_batches:
             break

@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from protoexplain.models.ppnet import ProtoPNet
 from protoexplain.models.protocol import PrototypeModel, model_device, probe_grid
+from protoexplain.progress import progress_bar
 
 
 @dataclass
@@ -165,7 +165,7 @@ def find_nearest_patches(
         latent_size = int(model.prototype_vectors[0].numel())
     grid = probe_grid(model, model.input_spec.image_size) if keep_maps else None
     result = empty_nearest(model.num_prototypes, k, latent_size, grid)
-    for batch in tqdm(batches, desc="nearest patches", disable=not progress, leave=False):
+    for batch in progress_bar(batches, desc="nearest patches", disable=not progress, leave=False):
         images, labels, indices = _unpack(batch)
         candidates = batch_candidates(
             model, images.to(device), labels, indices, own_class_only, keep_latents, keep_maps

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from tqdm import tqdm
 
 from protoexplain.errors import UserError
 from protoexplain.models.pipnet import PIPNet, PIPNetSpec
+from protoexplain.progress import progress_bar
 from protoexplain.training.config import PIPNetConfig, RunConfig
 from protoexplain.training.datasets import RunData, train_loader
 from protoexplain.training.distributed import DistContext
@@ -114,7 +114,7 @@ def run_pipnet_epoch(
     weights = PHASE_LOSSES[step.kind]
     align = weights.align_weight(step.epoch, pretrain_epochs)
     totals = EpochTotals(TERMS)
-    bar = tqdm(batches, desc=step.label, leave=False, disable=not context.is_main)
+    bar = progress_bar(batches, desc=step.label, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
         if max_batches is not None and number >= max_batches:
             break

@@ -18,12 +18,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Crop every CUB-200-2011 image to its bounding box (img[y:y+h, x:x+w], coordinates "
             "truncated to int), join images.txt, bounding_boxes.txt and train_test_split.txt by "
-            "image id, and write OUT_DIR/{train,test}/<class>/<file>. Rerunning skips finished "
-            "images, so an interrupted run resumes."
+            "image id, and write DIR/{train,test}/<class>/<file> (DIR given by --out). "
+            "Rerunning skips finished images, so an interrupted run resumes."
         ),
     )
     cub.add_argument("cub_root", metavar="CUB_ROOT", help="unpacked CUB_200_2011 folder")
-    cub.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
+    cub.add_output("output folder (required)", required=True, legacy_positional="OUT_DIR")
     cub.add_argument("--format", dest="image_format", choices=("jpg", "png"), default="jpg",
                      help="output image format (default: jpg)")
     cub.add_argument("--quality", type=int, default=95, help="JPEG quality 1-100 (default: 95)")
@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Deterministic under --seed; rerunning skips finished copies."
         ),
     )
-    augment.add_argument("in_dir", metavar="IN_DIR", help="ImageFolder tree, e.g. OUT_DIR/train")
-    augment.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
+    augment.add_argument("in_dir", metavar="IN_DIR", help="ImageFolder tree, e.g. data/train")
+    augment.add_output("output folder (required)", required=True, legacy_positional="OUT_DIR")
     augment.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     augment.add_argument("--copies-per-pipeline", type=int, default=10, metavar="COPIES",
                          help="copies per pipeline and image (default: 10)")
@@ -59,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             f"factors.csv and synth.json. Presets: {presets}. Same arguments, same bytes."
         ),
     )
-    synth.add_argument("out_dir", metavar="OUT_DIR", help="output folder (new or empty)")
+    synth.add_output("output folder, new or empty (required)", required=True,
+                     legacy_positional="OUT_DIR")
     synth.add_argument("--preset", default="mixed", choices=list(PRESETS),
                        help="which factors define the classes (default: mixed)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
@@ -69,7 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--test-per-class", type=int, default=30,
                        help="test images per class (default: 30)")
     synth.add_argument("--masks", action="store_true",
-                       help="also write part-label masks under OUT_DIR/masks/")
+                       help="also write part-label masks under DIR/masks/")
     synth.add_argument("--background", default="plain", choices=BACKGROUNDS,
                        help="plain (default): dull, unpatterned background; like-parts: "
                        "saturation, value and texture pattern drawn like the parts', so that no "
@@ -89,7 +90,7 @@ def _prepare_cub(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if args.on_error == "skip" else "default")
-        summary = prepare_cub(args.cub_root, args.out_dir, args.image_format, args.quality,
+        summary = prepare_cub(args.cub_root, args.out, args.image_format, args.quality,
                               args.on_error)
     print(
         f"prepare-cub: {summary.counts['train']} train + {summary.counts['test']} test images, "
@@ -106,7 +107,7 @@ def _augment(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if args.on_error == "skip" else "default")
-        summary = augment_folder(args.in_dir, args.out_dir, args.seed, args.copies_per_pipeline,
+        summary = augment_folder(args.in_dir, args.out, args.seed, args.copies_per_pipeline,
                                  args.on_error)
     print(
         f"augment: {summary.images} images -> {summary.written} copies written, "
@@ -120,14 +121,14 @@ def _augment(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from protoexplain.data.synth import generate_synthetic
 
-    meta = generate_synthetic(args.out_dir, args.preset, args.seed, args.size,
+    meta = generate_synthetic(args.out, args.preset, args.seed, args.size,
                               args.train_per_class, args.test_per_class, args.masks,
                               background=args.background)
     counts = meta["counts"]
     print(
         f"synth: preset {args.preset}, {len(meta['classes'])} classes, {counts['train']} train + "
         f"{counts['test']} test images of {args.size}px ({args.background} background) in "
-        f"{args.out_dir} "
+        f"{args.out} "
         "(factors.csv, synth.json)"
     )
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.cli.arguments import non_negative_int, positive_int
+from protoexplain.cli.parser import add_renamed_option
 from protoexplain.errors import UserError
 
 ORDER = 40
@@ -24,15 +25,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="write modified copies of an image folder (contrast, hue, shape, texture, ...)",
         description=(
             "Apply each modification to every image of an ImageFolder tree at its native "
-            "resolution and write OUT_DIR/<name>_<strength>/<class>/<file>, as the original "
-            "workflow did. For looking at the changes: 'explain' computes them in memory."
+            "resolution and write DIR/<name>_<strength>/<class>/<file> (DIR given by --out), "
+            "as the original workflow did. For looking at the changes: 'explain' computes them "
+            "in memory."
         ),
     )
     modify.add_argument("in_dir", metavar="IN_DIR", help="ImageFolder tree (IN_DIR/<class>/...)")
-    modify.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
+    modify.add_output("output folder (required)", required=True, legacy_positional="OUT_DIR")
     _modification_options(modify)
-    modify.add_argument("--strength", action="append", default=[], metavar="NAME=VALUE",
-                        help="strength of one modification (repeatable), e.g. hue=0.2")
+    _strengths_option(modify, "e.g. hue=0.1,0.2 for one folder per strength")
     modify.add_argument("--format", dest="image_format", choices=("png", "jpg"), default="png",
                         help="png (lossless, default) or jpg (quality 95)")
     modify.add_argument("--workers", type=non_negative_int, default=0,
@@ -47,19 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Nauta et al.'s explanation: for every image and prototype, the similarity s at the "
             "prototype's nearest latent cell and, per modification, the drop Δ = s − s_m at the "
-            "same cell. Writes OUT_DIR/local_scores.parquet, global_scores.csv (Σ Δ·s / Σ s with "
-            "bootstrap 95% intervals and per-prototype significance), stats.json, summary.txt "
-            "and explain.json. A killed run resumes when rerun with the same arguments. "
-            "Launch with torchrun to share the images over several processes."
+            "same cell. Writes DIR/local_scores.parquet (DIR given by --out), global_scores.csv "
+            "(Σ Δ·s / Σ s with bootstrap 95% intervals and per-prototype significance), "
+            "stats.json, summary.txt and explain.json. A killed run resumes when rerun with the "
+            "same arguments. Launch with torchrun to share the images over several processes."
         ),
     )
     explain.add_argument("model_dir", metavar="MODEL_DIR", help="model folder (model.json)")
     explain.add_argument("data_dir", metavar="DATA_DIR", help="ImageFolder tree to explain")
-    explain.add_argument("out_dir", metavar="OUT_DIR", help="output folder")
+    explain.add_output("output folder (required)", required=True, legacy_positional="OUT_DIR")
     _modification_options(explain)
-    explain.add_argument("--strengths", action="append", default=[], metavar="NAME=V1,V2,...",
-                         help="one or more strengths of a modification (repeatable), "
-                         "e.g. hue=0.05,0.1,0.2 for a dose-response")
+    _strengths_option(explain, "e.g. hue=0.05,0.1,0.2 for a dose-response")
     explain.add_argument("--calibrate", type=float, default=None, metavar="DELTA_E",
                          help="choose each modification's strength so that its mean CIEDE2000 "
                          "change on a sample of DATA_DIR equals DELTA_E (e.g. 5); the chosen "
@@ -76,15 +75,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          "always modifies at the model's size")
     explain.add_argument("--batch-size", type=positive_int, default=32,
                          help="images per batch; each brings 1 + K forward passes (default: 32)")
-    explain.add_argument("--workers", type=non_negative_int, default=2,
-                         help="DataLoader worker processes (default: 2)")
+    explain.add_argument("--workers", type=non_negative_int, default=0,
+                         help="DataLoader worker processes (default: 0)")
     explain.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     explain.add_argument("--local-top-k", type=positive_int, default=None, metavar="K",
                          help="keep only each image's K most similar prototypes in the local "
                          "table (global scores always use all)")
     explain.add_argument("--compare-with", default=None, metavar="DIR",
-                         help="another explain OUT_DIR (e.g. the train split): Welch's t-test "
-                         "of the global scores per characteristic")
+                         help="another explain output folder (e.g. the train split): Welch's "
+                         "t-test of the global scores per characteristic")
     explain.add_argument("--max-images", type=int, default=None, metavar="N",
                          help="explain only N images spread evenly over the folder")
     explain.add_argument("--bootstrap", type=int, default=200, metavar="R",
@@ -95,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     explain.add_argument("--on-error", choices=("error", "skip"), default="error",
                          help="unreadable images: stop (default) or skip and count")
     explain.add_argument("--overwrite", action="store_true",
-                         help="replace a finished explanation in OUT_DIR made with other "
+                         help="replace a finished explanation in --out made with other "
                          "settings (without it such a folder is refused; one made with the same "
                          "settings is reported as already complete)")
     explain.set_defaults(func=_explain)
@@ -108,9 +107,16 @@ def _modification_options(parser: argparse.ArgumentParser) -> None:
                         help="modification family (default: paper, Nauta et al.)")
 
 
-def _parse_strengths(items: list[str], many: bool) -> dict[str, list[float]]:
-    from protoexplain.errors import UserError
+def _strengths_option(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--strengths NAME=V1,V2,...`` (repeatable); the old ``--strength`` still works."""
+    action = parser.add_argument(
+        "--strengths", action="append", default=[], metavar="NAME=V1,V2,...",
+        help=f"one or more strengths of a modification (repeatable), {example}",
+    )
+    add_renamed_option(parser, "--strength", action)
 
+
+def _parse_strengths(items: list[str]) -> dict[str, list[float]]:
     parsed: dict[str, list[float]] = {}
     for item in items:
         name, sep, values = item.partition("=")
@@ -118,9 +124,8 @@ def _parse_strengths(items: list[str], many: bool) -> dict[str, list[float]]:
             numbers = [float(v) for v in values.split(",")] if sep else []
         except ValueError:
             numbers = []
-        if not name or not numbers or (len(numbers) > 1 and not many):
-            form = "NAME=V1,V2,..." if many else "NAME=VALUE"
-            raise UserError(f"cannot read strength {item!r}; write {form}, e.g. hue=0.1")
+        if not name or not numbers:
+            raise UserError(f"cannot read strength {item!r}; write NAME=V1,V2,..., e.g. hue=0.1")
         parsed.setdefault(name, []).extend(numbers)
     return parsed
 
@@ -131,14 +136,14 @@ def _modify(args: argparse.Namespace) -> int:
     from protoexplain.explain.modifications import resolve_settings
 
     settings = resolve_settings(
-        args.modifications, _parse_strengths(args.strength, many=False), args.family
+        args.modifications, _parse_strengths(args.strengths), args.family
     )
     dataset = ImageFolderDataset(args.in_dir, on_error=args.on_error)
     written, skipped = write_modified_folder(
-        dataset, args.out_dir, settings, args.image_format, args.workers
+        dataset, args.out, settings, args.image_format, args.workers
     )
     names = ", ".join(f"{s.name}={s.strength:g}" for s in settings)
-    print(f"modify: {written} images written to {args.out_dir} ({names}); {len(skipped)} skipped")
+    print(f"modify: {written} images written to {args.out} ({names}); {len(skipped)} skipped")
     return 0
 
 
@@ -169,7 +174,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     config = ExplainConfig(
         modifications=args.modifications,
-        strengths=_parse_strengths(args.strengths, many=True),
+        strengths=_parse_strengths(args.strengths),
         family=args.family,
         mode=args.mode,
         modify_at=args.modify_at,
@@ -194,18 +199,18 @@ def _explain(args: argparse.Namespace) -> int:
         describe = {"model": str(args.model_dir), "data": str(args.data_dir)}
         if args.calibrate is not None:
             describe["calibration"] = _calibrate(args, dataset, config, model.input_spec.image_size)
-        result = run_explain(model, dataset, args.out_dir, config, compare_with=args.compare_with,
+        result = run_explain(model, dataset, args.out, config, compare_with=args.compare_with,
                              describe=describe, overwrite=args.overwrite)
     finally:
         shutdown(context)
     if result is not None and result.already_complete:
-        print(f"explain: {args.out_dir} is already complete with these settings; nothing to do "
+        print(f"explain: {args.out} is already complete with these settings; nothing to do "
               "(--overwrite recomputes it)")
     elif result is not None:
         print(
             f"explain: {result.n_images} images, {model.num_prototypes} prototypes, "
             f"{result.global_scores.groupby(['modification', 'strength']).ngroups} settings "
-            f"({args.mode}) -> {args.out_dir}: local_scores.parquet, global_scores.csv, "
+            f"({args.mode}) -> {args.out}: local_scores.parquet, global_scores.csv, "
             "stats.json, summary.txt, explain.json"
         )
         print((result.out_dir / "summary.txt").read_text(encoding="utf-8"), end="")

@@ -32,7 +32,7 @@ def _import_legacy(args: argparse.Namespace) -> int:
                         f"{known}")
     load = import_pipnet_legacy if pipnet else import_legacy
     source = "original PIP-Net" if pipnet else "original ProtoPNet"
-    with locked_output(args.out_dir, "import-legacy") as out_dir:
+    with locked_output(args.out, "import-legacy") as out_dir:
         if any(p.name != LOCK_NAME for p in out_dir.iterdir()):
             raise UserError(f"{out_dir} is not empty; import into a new folder so that no model "
                             "or file there is overwritten")
@@ -73,11 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog=(
             "example: protoexplain import-legacy saved_models/vgg19/10push0.7822.pth "
-            "models/vgg19-cub --arch vgg19 --classes CUB_200_2011/classes.txt"
+            "--out models/vgg19-cub --arch vgg19 --classes CUB_200_2011/classes.txt"
         ),
     )
     parser.add_argument("checkpoint", type=Path, help="the original .pth file")
-    parser.add_argument("out_dir", type=Path, help="folder to write the converted model into")
+    parser.add_output("folder to write the converted model into (required)", required=True,
+                      legacy_positional="OUT_DIR")
     parser.add_argument(
         "--arch",
         required=True,

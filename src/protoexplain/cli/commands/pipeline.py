@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import time
-from importlib import resources
 from pathlib import Path
 
+from protoexplain.fileio import atomic_open
 from protoexplain.outputs import locked_output
 from protoexplain.pipeline import load_pipeline_config, run_pipeline
+from protoexplain.pipeline.packaged import packaged_config_names, packaged_config_text
 from protoexplain.pipeline.summary import summary_lines
 
 ORDER = 5
@@ -38,7 +38,7 @@ def _finish(run_dir: Path, outcomes: list, started: float) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config, base = load_pipeline_config(args.config)
-    run_dir = args.out or base / "runs" / Path(args.config).stem
+    run_dir = args.out or base / "runs" / args.config.stem
     device = args.device or config.device
     started = time.perf_counter()
     with locked_output(run_dir, "run"):
@@ -47,24 +47,23 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def demo_config_path() -> Path:
-    """The packaged demo config."""
-    return Path(str(resources.files("protoexplain.pipeline") / "configs" / "demo.toml"))
-
-
 def _demo(args: argparse.Namespace) -> int:
-    run_dir = Path(args.out)
+    from protoexplain.device import resolve_device
+
+    device = str(resolve_device(args.device))
+    run_dir = args.out
     config_copy = run_dir / "demo.toml"
     run_dir.mkdir(parents=True, exist_ok=True)
     if not config_copy.exists():
-        shutil.copyfile(demo_config_path(), config_copy)
+        with atomic_open(config_copy, "w", encoding="utf-8") as handle:
+            handle.write(packaged_config_text("demo"))
     config, _ = load_pipeline_config(config_copy)
     print(f"protoexplain demo: synthetic '{config.dataset.preset}' birds, "
-          f"{config.train['model']['backbone']} backbone, everything on {args.device}; "
+          f"{config.train['model']['backbone']} backbone, everything on {device}; "
           f"config: {config_copy}")
     started = time.perf_counter()
     with locked_output(run_dir, "demo"):
-        outcomes = run_pipeline(config, run_dir, device=args.device)
+        outcomes = run_pipeline(config, run_dir, device=device)
     _finish(run_dir, outcomes, started)
     return 0
 
@@ -80,12 +79,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "patches, explanation scores on train and test, statistics and the HTML report. "
             "Finished steps are skipped, so rerunning an interrupted run continues it."
         ),
-        epilog="ready-made configs: configs/*.toml in the repository; example: "
-        "protoexplain run configs/cub-resnet34.toml --out runs/resnet34",
+        epilog="ready-made configs: 'protoexplain config --pipeline NAME --out FILE' writes one "
+        f"(NAME: {', '.join(packaged_config_names())}); example: "
+        "protoexplain run cub-resnet34.toml --out runs/resnet34",
     )
-    parser.add_argument("config", type=Path, help="pipeline config (TOML)")
-    parser.add_argument("--out", type=Path,
-                        help="run folder (default: runs/<config name> beside the config)")
+    parser.add_config("pipeline config (TOML)")
+    parser.add_output("run folder (default: runs/<config name> beside the config)")
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N (default: the config's)")
     parser.set_defaults(func=_run)
 
@@ -94,13 +93,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the whole pipeline on built-in synthetic data in a few minutes on a CPU",
         description=(
             "Generate synthetic bird-like images whose factors are known, train a small "
-            "ProtoPNet, explain its prototypes and write an HTML report, on the CPU in a few "
-            "minutes. Rerunning continues or skips what is finished."
+            "ProtoPNet, explain its prototypes and write an HTML report, in a few minutes on a CPU "
+            "(on the GPU when there is one; --device cpu keeps it on the CPU). Rerunning "
+            "continues or skips what is finished."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("demo-output"),
-                        help="output folder (default: demo-output)")
-    parser.add_argument("--device", default="cpu", help="device (default: cpu)")
+    parser.add_output("output folder (default: demo-output)", default=Path("demo-output"))
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     parser.set_defaults(func=_demo)
 
 

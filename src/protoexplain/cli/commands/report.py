@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from protoexplain.cli.arguments import non_negative_int, positive_int
@@ -39,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "run_dir", metavar="RUN_DIR", help="pipeline run, training run or model folder"
     )
-    parser.add_argument("--out", metavar="DIR", help="report folder (default: RUN_DIR/report)")
+    parser.add_output("report folder (default: RUN_DIR/report)")
     parser.add_argument("--model", metavar="DIR", help="model folder (default: found in RUN_DIR)")
     parser.add_argument(
         "--explain", metavar="SPLIT=DIR", type=_split_dir, action="append",
@@ -68,10 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--formats", default="png,svg",
                         help="formats of the overview's figures, comma separated: png, svg "
                              "(default png,svg; prototype pages draw inline SVG)")
-    parser.add_argument("--workers", type=non_negative_int, default=min(4, os.cpu_count() or 1),
-                        help="threads making the prototypes' image files (default: up to 4)")
-    parser.add_argument("--device", default="cpu",
-                        help="device for locating patches of sample images (default cpu)")
+    parser.add_argument("--workers", type=non_negative_int, default=0,
+                        help="threads making the prototypes' image files (default 0: all in "
+                             "this thread)")
+    parser.add_argument("--device", default="auto",
+                        help="device for locating patches of sample images: auto (default), cpu, "
+                        "cuda or cuda:N")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
     parser.set_defaults(func=run_report)
 
@@ -93,7 +94,7 @@ def run_report(args: argparse.Namespace) -> int:
         evaluation_dir=args.evaluation, nearest_dir=args.nearest,
         images_dir=args.images,
     )
-    out = Path(args.out) if args.out else Path(args.run_dir) / "report"
+    out = args.out or Path(args.run_dir) / "report"
     options = ReportOptions(
         max_prototype_pages=args.max_prototype_pages, local_images=args.local_images,
         local_top_k=args.local_top_k, misclassified=args.misclassified, formats=formats,

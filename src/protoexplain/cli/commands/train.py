@@ -23,7 +23,7 @@ def _train(args: argparse.Namespace) -> int:
     from protoexplain.training.distributed import is_main_process
 
     config = load_config(args.config)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    out = args.out or Path("runs") / args.config.stem
     with locked_output(out, "train"):
         final = train(config, out, device=args.device, resume=args.resume, dry_run=args.dry_run)
     if final.exists() and is_main_process():
@@ -77,16 +77,24 @@ def _push_into(args: argparse.Namespace, out: Path, device: torch.device) -> int
 
 
 def _config(args: argparse.Namespace) -> int:
+    from protoexplain.errors import UserError
     from protoexplain.fileio import atomic_open
+    from protoexplain.pipeline.packaged import packaged_config_text
     from protoexplain.training import default_config_text
 
-    text = default_config_text()
-    if args.out:
-        with atomic_open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        print(f"default config written to {args.out}", file=sys.stderr)
+    if args.pipeline:
+        text, what = packaged_config_text(args.pipeline), f"pipeline config {args.pipeline!r}"
     else:
+        text, what = default_config_text(), "default training config"
+    if args.out is None:
         sys.stdout.write(text)
+        return 0
+    if args.out.exists() and not args.overwrite:
+        raise UserError(f"{args.out} exists; choose another --out, or add --overwrite to "
+                        "replace it")
+    with atomic_open(args.out, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"{what} written to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -103,8 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "ProtoPNet's with its prototype images)."
         ),
     )
-    train.add_argument("--config", required=True, help="TOML config ('protoexplain config')")
-    train.add_argument("--out", help="run folder (default: runs/<config name>)")
+    train.add_config("training config, TOML ('protoexplain config' writes the default)")
+    train.add_output("run folder (default: runs/<config name>)")
     train.add_argument("--resume", action="store_true", help="continue after the last checkpoint")
     train.add_argument(
         "--dry-run", action="store_true",
@@ -133,12 +141,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     push.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     push.set_defaults(func=_push)
 
+    from protoexplain.pipeline.packaged import packaged_config_names
+
     config = subparsers.add_parser(
         "config",
-        help="write the default training config (commented TOML)",
-        description="Print the default training config with a comment for every key.",
+        help="write the default training config or a packaged pipeline config (commented TOML)",
+        description=(
+            "Print the default training config with a comment for every key, or with --pipeline "
+            "one of the pipeline configs shipped with protoexplain (for 'protoexplain run')."
+        ),
+        epilog="example: protoexplain config --pipeline cub-resnet34 --out cub.toml",
     )
     config.add_argument("--print-default", action="store_true",
-                        help="print the default config (the default action)")
-    config.add_argument("--out", help="write it to this file instead of standard output")
+                        help="print the default training config (the default action)")
+    config.add_argument("--pipeline", metavar="NAME",
+                        help=f"a packaged pipeline config: {', '.join(packaged_config_names())}")
+    config.add_argument("--out", type=Path, metavar="FILE",
+                        help="write it to this file instead of standard output")
+    config.add_argument("--overwrite", action="store_true",
+                        help="replace FILE when it exists (without it an existing file is refused)")
     config.set_defaults(func=_config)
