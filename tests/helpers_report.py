@@ -38,8 +38,9 @@ def _crop(j: int, rng: np.random.Generator) -> np.ndarray:
     return kinds[j]
 
 
-def build_run(root: Path, *, with_test: bool = True) -> dict:
-    """A pipeline run folder with a real tiny model and explain/evaluation/nearest outputs."""
+def build_run(root: Path, *, with_test: bool = True, family: str | None = None) -> dict:
+    """A pipeline run folder with a real tiny model and explain/evaluation/nearest outputs;
+    ``family``: the modification family the global scores name (none named by default)."""
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     spec = ModelSpec(backbone="small_cnn", num_classes=len(CLASSES), prototype_shape=(P, 16, 1, 1),
@@ -93,7 +94,10 @@ def build_run(root: Path, *, with_test: bool = True) -> dict:
                                       "prototype_class": j // 2, "modification": mod,
                                       "strength": strength, "orig_similarity": 1.0 + 0.1 * j + i,
                                       "delta": delta, "relative_delta": delta / 2})
-        pd.DataFrame(rows).to_csv(out / "global_scores.csv", index=False)
+        table = pd.DataFrame(rows)
+        if family is not None:
+            table["family"] = family
+        table.to_csv(out / "global_scores.csv", index=False)
         pd.DataFrame(local).to_parquet(out / "local_scores.parquet", row_group_size=50)
         write_json(out / "stats.json", {})
         write_json(out / "explain.json", {"model": str(model_dir), "data": str(data)})

@@ -63,7 +63,8 @@ def write_outputs(table: pd.DataFrame, config: CorrectnessConfig, run: dict, out
                   f"{config.headline}",
         "seeds": seeds,
         "images_per_preset": per_class * len(get_preset(config.presets[0]).classes),
-        "images_mixed": per_class * len(get_preset("mixed").classes) if config.contrast else 0,
+        "images_mixed": (config.parts_test_per_class * len(get_preset("mixed").classes)
+                         if config.contrast else 0),
         "presets": sorted(set(table["preset"])),
         **metrics,
         "config": asdict(config),

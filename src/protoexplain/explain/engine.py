@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
-from protoexplain.explain import stats
+from protoexplain.explain import measured, stats
 from protoexplain.explain.finished import is_already_complete
 from protoexplain.explain.inputs import (
     VersionedImages,
@@ -346,6 +346,9 @@ def _finalise(
     if compare_with is not None:
         comparison = stats.compare_splits(table, pd.read_csv(Path(compare_with) / GLOBAL_FILE))
     n_images = total.count
+    correctness = measured.family_correctness(config.family)
+    labels = None if correctness is None else {
+        row["modification"]: correctness.label(row["modification"]) for row in characteristics}
     summary = {
         "n_images": n_images,
         "n_local_rows": rows,
@@ -355,10 +358,14 @@ def _finalise(
         "comparison": {"other": str(compare_with), "tests": comparison} if comparison else None,
         "significance": "one-sample t-test of mean Δ over images per prototype; "
         "Benjamini–Hochberg per characteristic, q < 0.05",
+        "measured_correctness": None if correctness is None else {
+            "m1": {name: asdict(m) for name, m in correctness.by_characteristic.items()},
+            "warnings": correctness.warnings, "source": correctness.source},
     }
     write_json(out_dir / "stats.json", summary)
     with atomic_open(out_dir / "summary.txt", "w", encoding="utf-8") as handle:
-        handle.write(stats.summary_text(characteristics, comparison, n_images))
+        handle.write(stats.summary_text(characteristics, comparison, n_images, labels)
+                     + measured.summary_section(correctness, config.family))
     write_json(
         out_dir / "explain.json", {**plan.description, "skipped_images": sorted(set(skipped))}
     )

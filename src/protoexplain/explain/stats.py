@@ -121,20 +121,29 @@ def compare_splits(global_scores: pd.DataFrame, other: pd.DataFrame) -> list[dic
     return rows
 
 
-def summary_text(characteristics: list[dict], comparison: list[dict] | None, n_images: int) -> str:
-    """A short human-readable summary of :func:`characteristic_stats` and :func:`compare_splits`."""
+def summary_text(
+    characteristics: list[dict], comparison: list[dict] | None, n_images: int,
+    correctness: dict[str, str] | None = None,
+) -> str:
+    """A short human-readable summary of :func:`characteristic_stats` and :func:`compare_splits`;
+    ``correctness`` (characteristic → label) adds a column of each one's measured correctness."""
     title = f"Global importance over {n_images} images (similarity-weighted mean of Δ = s − s_m)"
     lines = [title, ""]
     header = f"{'characteristic':<24}{'mean':>10}{'std':>10}{'shapiro p':>11}"
     header += f"{'sig +':>7}{'sig −':>7}"
+    if correctness is not None:
+        header += "  measured correctness"
     lines += [header, "-" * len(header)]
     for row in characteristics:
         name = f"{row['modification']} ({row['strength']:g})"
-        lines.append(
+        line = (
             f"{name:<24}{_fmt(row['mean']):>10}{_fmt(row['std']):>10}"
             f"{_fmt(row['shapiro_p']):>11}{row['significant_positive']:>7}"
             f"{row['significant_negative']:>7}"
         )
+        if correctness is not None:
+            line += f"  {correctness.get(row['modification'], 'not measured')}"
+        lines.append(line)
     lines += ["", "sig +/−: prototypes whose mean Δ differs from 0 (t-test, BH q < 0.05)"]
     if comparison:
         lines += ["", "Comparison with the other split (Welch's t-test on global scores)", ""]

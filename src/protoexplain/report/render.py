@@ -21,6 +21,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
+from protoexplain.explain import measured
 from protoexplain.fileio import atomic_open
 from protoexplain.models import load_model
 from protoexplain.models.checkpoint import read_model_description
@@ -154,6 +155,8 @@ def build_report(
     primary = scores.primary_strengths(split_scores[main_split]) if main_split else {}
     matrices = {s: scores.score_matrix(t, primary) for s, t in split_scores.items()}
     modifications = list(primary)
+    correctness = _correctness(split_scores.get(main_split) if main_split else None,
+                               modifications)
     main = matrices[main_split] if main_split else pd.DataFrame()
     dominant = scores.dominant(main) if main_split else pd.DataFrame(
         columns=["dominant", "dominant_score"])
@@ -250,6 +253,7 @@ def build_report(
         "latent_ratio": options.latent_ratio, "explanation_cosine": options.explanation_cosine,
         "has_local": bool(panels), "local_split": local_split,
         "has_errors": errors is not None and errors["total_wrong"] > 0,
+        "correctness": correctness,
     }
     series = score_series({s: scores.at_primary(t, primary) for s, t in split_scores.items()})
     doses = dose_rows(split_scores)
@@ -288,6 +292,19 @@ def build_report(
 
 
 CROP_STATISTIC_NAMES = {name: label for name, (label, _) in findings.CROP_STATISTICS.items()}
+
+
+def _correctness(table: pd.DataFrame | None, modifications: list[str]) -> dict | None:
+    """The family's measured correctness for the templates: family, a label per characteristic,
+    the entanglement warnings and the source; None when nothing was explained."""
+    if table is None or "family" not in table.columns or not len(table):
+        return None
+    family = str(table["family"].iloc[0])
+    found = measured.family_correctness(family)
+    if found is None:
+        return {"family": family, "labels": {}, "warnings": [], "source": None}
+    return {"family": family, "labels": {m: found.label(m) for m in modifications},
+            "warnings": found.warnings, "source": found.source}
 
 
 def _training(log: pd.DataFrame | None) -> dict | None:
