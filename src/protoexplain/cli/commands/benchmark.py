@@ -151,10 +151,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         epilog="example: protoexplain benchmark faithfulness --quick --out bench/faithfulness",
     )
-    sub.add_argument("--out", type=Path, default=Path("benchmark-faithfulness"),
-                     help="output folder (default: ./benchmark-faithfulness)")
-    sub.add_argument("--quick", action="store_true",
-                     help="tiny data and few epochs: a smoke run of about 2 minutes on 2 CPU cores")
+    _out_and_quick(sub, "benchmark-faithfulness",
+                   "tiny data and few epochs: a smoke run of about 2 minutes on 2 CPU cores")
     sub.add_argument("--presets", default="",
                      help="comma-separated subset of presets (default: all five isolated presets)")
     sub.add_argument("--train-per-class", type=int, default=None, metavar="N",
@@ -170,10 +168,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     seeding.add_argument("--seeds", default="", metavar="S1,S2,...",
                          help="run once per seed into OUT/seed-N and pool the runs in OUT "
                          "(a finished seed is not run again)")
-    sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    sub.add_argument("--workers", type=int, default=0, metavar="N",
-                     help="data-loader processes for training and the image modifications "
-                     "(default 0; results do not depend on it)")
+    _device_and_workers(sub)
     sub.set_defaults(func=_faithfulness)
     _register_correctness(commands)
     combine = commands.add_parser(
@@ -211,19 +206,27 @@ def _register_correctness(commands: argparse._SubParsersAction) -> None:
         ),
         epilog="example: protoexplain benchmark correctness --quick --out bench/correctness",
     )
-    sub.add_argument("--out", type=Path, default=Path("benchmark-correctness"),
-                     help="output folder (default: ./benchmark-correctness)")
-    sub.add_argument("--quick", action="store_true",
-                     help="tiny data and models, one seed: a smoke run of under a minute on 2 "
-                     "CPU cores (numbers not meaningful)")
+    _out_and_quick(sub, "benchmark-correctness",
+                   "tiny data and models, one seed: a smoke run of about a minute on 2 CPU "
+                   "cores (numbers not meaningful)")
     sub.add_argument("--presets", default="",
                      help="comma-separated subset of hue, shape, texture (default: all three)")
     sub.add_argument("--seeds", default="", metavar="S1,S2,...",
                      help="seeds of data, training and controls (default: 0,1,2; quick: 0)")
     sub.add_argument("--no-mixed", action="store_true",
                      help="skip the two mixed-preset models (M3 and M4 are not measured)")
+    _device_and_workers(sub)
+    sub.set_defaults(func=_correctness)
+
+
+def _out_and_quick(sub: argparse.ArgumentParser, folder: str, quick_help: str) -> None:
+    sub.add_argument("--out", type=Path, default=Path(folder),
+                     help=f"output folder (default: ./{folder})")
+    sub.add_argument("--quick", action="store_true", help=quick_help)
+
+
+def _device_and_workers(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     sub.add_argument("--workers", type=int, default=0, metavar="N",
                      help="data-loader processes for training and the image modifications "
                      "(default 0; results do not depend on it)")
-    sub.set_defaults(func=_correctness)
