@@ -127,3 +127,16 @@ def test_stacked_models_explain_like_each_model_alone(tmp_path):
         assert np.allclose(part["weighted_delta"], alone["weighted_delta"], atol=1e-6)
         assert part["prototype_class"].tolist() == alone["prototype_class"].tolist()
     assert stack.split(list(range(6))) == [[0, 1, 2, 3], [4, 5]]
+
+
+@pytest.mark.e2e
+def test_combine_recomputes_the_same_metrics_and_refuses_a_seed_twice(quick, tmp_path):
+    before = json.loads((quick / "correctness.json").read_text(encoding="utf-8"))
+    done = run_cli("benchmark", "combine", str(quick), "--out", str(tmp_path / "pooled"))
+    assert done.returncode == 0, done.stderr[-2000:]
+    pooled = json.loads((tmp_path / "pooled" / "correctness.json").read_text(encoding="utf-8"))
+    for key in ("families", "m2", "m3", "m4", "aim", "accuracy", "seeds", "source"):
+        assert pooled[key] == before[key], key
+    twice = run_cli("benchmark", "combine", str(quick), str(quick), "--out",
+                    str(tmp_path / "twice"))
+    assert twice.returncode == 2 and "a seed is in more than one run" in twice.stderr

@@ -114,6 +114,9 @@ def _seed_list(text: str) -> tuple[int, ...]:
 def _combine(args: argparse.Namespace) -> int:
     from protoexplain.benchmark.seeds import combine_runs
 
+    if all((run / "correctness.json").is_file() for run in args.runs):
+        return _combine_correctness(args)
+
     with locked_output(args.out, "benchmark combine"):
         summary = combine_runs(args.runs, args.out)
     return _report(args.out, (
@@ -121,6 +124,18 @@ def _combine(args: argparse.Namespace) -> int:
         f"presets {', '.join(summary['presets_done'])}); wrote "
         f"{', '.join(summary['files'])}, benchmark.json to {args.out}/"
     ))
+
+
+def _combine_correctness(args: argparse.Namespace) -> int:
+    from protoexplain.benchmark.correctness_run import combine_correctness
+
+    with locked_output(args.out, "benchmark combine"):
+        summary = combine_correctness(args.runs, args.out)
+    return _report(args.out, (
+        f"combined {len(args.runs)} correctness runs (seeds "
+        f"{', '.join(map(str, summary['seeds']))}); wrote {', '.join(summary['files'])} to "
+        f"{args.out}/"
+    ), "correctness.md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -173,17 +188,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _register_correctness(commands)
     combine = commands.add_parser(
         "combine",
-        help="pool finished faithfulness runs that differ only in their seed",
+        help="pool finished faithfulness (or correctness) runs that differ only in their seed",
         description=(
             "Pool the prototypes of finished 'benchmark faithfulness' runs whose settings differ "
             "only in the seed: shares, 95% intervals and trained-versus-control p-values over all "
             "runs, and each run's own share (seed_shares) beside them. Presets that not every run "
-            "finished are left out."
+            "finished are left out. Folders of 'benchmark correctness' runs are pooled the same "
+            "way: M1-M4 recomputed from all their per-prototype rows."
         ),
         epilog="example: protoexplain benchmark combine bench/s0 bench/s1 bench/s2 --out bench/all",
     )
     combine.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR",
-                         help="output folders of 'benchmark faithfulness'")
+                         help="output folders of 'benchmark faithfulness' (or all of "
+                         "'benchmark correctness')")
     combine.add_argument("--out", type=Path, required=True, help="folder for the pooled tables")
     combine.set_defaults(func=_combine)
 
