@@ -43,7 +43,6 @@ def _clr(matrix: np.ndarray) -> np.ndarray:
     return logs - logs.mean(axis=1, keepdims=True)
 
 
-@pytest.mark.e2e
 def test_quick_run_writes_one_row_per_prototype_family_target_and_characteristic(quick):
     table = pd.read_csv(quick / "per_prototype.csv")
     isolated = table[table["preset"].isin(["hue", "shape", "texture"])]
@@ -59,7 +58,6 @@ def test_quick_run_writes_one_row_per_prototype_family_target_and_characteristic
     assert table.loc[~parts, ["method", "reference"]].notna().all().all()
 
 
-@pytest.mark.e2e
 def test_m1_by_hand_equals_the_reported_value(quick):
     summary = json.loads((quick / "correctness.json").read_text(encoding="utf-8"))
     table = pd.read_csv(quick / "per_prototype.csv")

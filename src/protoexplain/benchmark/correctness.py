@@ -62,9 +62,10 @@ class CorrectnessConfig:
     """Sizes of the benchmark (the defaults are the full run; see :func:`quick_correctness`).
 
     Training follows the faithfulness benchmark's recipe (:class:`.FaithfulnessConfig`).
-    The full run is sized to finish in under an hour on two CPU cores: half the faithfulness
-    benchmark's training images and fewer epochs (the reference is the model's own response, so
-    it is defined for any model; accuracies are reported beside it), 200 test images per preset.
+    The full run is sized toward an hour on two CPU cores (it took longer on shared cores; see
+    ``docs/correctness.md``): half the faithfulness benchmark's training images and fewer epochs
+    (the reference is the model's own response, so it is defined for any model; accuracies are
+    reported beside it), 200 test images per preset.
     ``targets``: mean ΔE2000 at which doses and strengths are matched, fixed before any agreement
     is seen; ``headline``: the target of the main tables. ``parts_size``, ``parts_train_per_class``,
     ``parts_test_per_class``: image size and images of the ``mixed`` models (M3, M4; 8 classes);
@@ -119,7 +120,7 @@ class CorrectnessConfig:
 
 
 def quick_correctness(**overrides) -> CorrectnessConfig:
-    """A configuration of about a minute on two CPU cores (``--quick``): one seed, 32 px."""
+    """Under a minute on two CPU cores (``--quick``): one seed, 32 px, one target."""
     quick = CorrectnessConfig(
         seeds=(0,), image_size=32, train_per_class=8, test_per_class=4, prototypes_per_class=2,
         prototype_depth=8, epochs=2, last_layer_epochs=1, batch_size=8, calibration_images=2,

@@ -224,7 +224,7 @@ def _register_correctness(commands: argparse._SubParsersAction) -> None:
         epilog="example: protoexplain benchmark correctness --quick --out bench/correctness",
     )
     _out_and_quick(sub, "benchmark-correctness",
-                   "tiny data and models, one seed: a smoke run of about a minute on 2 CPU "
+                   "tiny data and models, one seed: a smoke run of under a minute on 2 CPU "
                    "cores (numbers not meaningful)")
     sub.add_argument("--presets", default="",
                      help="comma-separated subset of hue, shape, texture (default: all three)")
