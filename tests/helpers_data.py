@@ -32,6 +32,17 @@ def cli_popen(*args: str) -> subprocess.Popen:
     )
 
 
+def noise_folder(root: Path, per_class: int, seed: int, size: int = 32) -> Path:
+    """An ImageFolder tree of two classes (``a``, ``b``) of ``size`` px colour-noise images."""
+    rng = np.random.default_rng(seed)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
+                root / name / f"{i}.png")
+    return root
+
+
 def random_rgb(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Smooth-ish random colours (JPEG keeps them close to the original)."""
     small = rng.integers(0, 256, size=(max(height // 8, 2), max(width // 8, 2), 3), dtype=np.uint8)

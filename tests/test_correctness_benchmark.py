@@ -10,10 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 from scipy.stats import spearmanr
 
-from helpers_data import run_cli
+from helpers_data import noise_folder, run_cli
 from protoexplain.benchmark.correctness import CHARACTERISTICS, PART_CHARACTERISTICS
 from protoexplain.benchmark.stacked import StackedModels
 from protoexplain.data import ImageFolderDataset
@@ -94,16 +93,6 @@ def test_a_rerun_after_a_kill_reuses_what_was_saved(quick):
         assert after[key] == before[key], key
 
 
-def _images(root: Path) -> Path:
-    rng = np.random.default_rng(1)
-    for name in ("a", "b"):
-        (root / name).mkdir(parents=True)
-        for i in range(3):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                root / name / f"{i}.png")
-    return root
-
-
 def test_stacked_models_explain_like_each_model_alone(tmp_path):
     models = []
     for seed, prototypes in ((0, 4), (1, 2)):
@@ -111,7 +100,7 @@ def test_stacked_models_explain_like_each_model_alone(tmp_path):
         models.append(ProtoPNet(ModelSpec("small_cnn", 2, (prototypes, 16, 1, 1),
                                           image_size=32)).eval())
     stack = StackedModels(models)
-    dataset = ImageFolderDataset(_images(tmp_path / "data"))
+    dataset = ImageFolderDataset(noise_folder(tmp_path / "data", 3, 1))
     options = {"strengths": {"hue": [0.2], "texture": [4.0]}, "bootstrap": 0, "device": "cpu"}
 
     def scores(model) -> pd.DataFrame:

@@ -7,11 +7,10 @@ import json
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
+from helpers_data import noise_folder
 from helpers_report import build_run
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import measured, run_explain
@@ -65,16 +64,6 @@ def test_labels_and_warnings_from_the_results_file(tmp_path: Path):
     assert measured.load_results(tmp_path / "missing.json") is None
 
 
-def _folder(root: Path) -> Path:
-    rng = np.random.default_rng(0)
-    for name in ("crow", "gull"):
-        (root / name).mkdir(parents=True)
-        for i in range(2):
-            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(
-                root / name / f"img{i}.png")
-    return root
-
-
 @pytest.mark.parametrize("family", ["paper", "perceptual"])
 def test_explain_summary_shows_each_characteristics_correctness(tmp_path, results, family):
     torch.manual_seed(0)
@@ -82,7 +71,8 @@ def test_explain_summary_shows_each_characteristics_correctness(tmp_path, result
     config = ExplainConfig(family=family, modifications=["hue", "contrast"],
                            strengths={"hue": [0.1], "contrast": [0.5]}, bootstrap=0,
                            device="cpu", progress=False)
-    run_explain(model, ImageFolderDataset(_folder(tmp_path / "data")), tmp_path / "out", config)
+    data = ImageFolderDataset(noise_folder(tmp_path / "data", 2, 0))
+    run_explain(model, data, tmp_path / "out", config)
     text = (tmp_path / "out" / "summary.txt").read_text(encoding="utf-8")
     expected = {name: f"M1 ρ {e['rho']:.2f} ({e['low']:.2f}–{e['high']:.2f})"
                 for name, e in results["families"][family].items()}

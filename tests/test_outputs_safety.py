@@ -8,13 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
-from helpers_data import SRC, cli_popen, make_mini_cub
+from helpers_data import SRC, cli_popen, make_mini_cub, noise_folder
 from protoexplain.cli import main
 from protoexplain.fileio import atomic_open, read_json, temp_folder_beside, write_json
 from protoexplain.models import ModelSpec, ProtoPNet, save_model
@@ -54,14 +52,8 @@ def test_staged_folders_get_the_mode_mkdir_gives(tmp_path, umask):
     assert _mode(temp_folder_beside(tmp_path / "other")) == 0o777 & ~umask
 
 
-def _images(root: Path, per_class: int = 2, size: int = 32) -> Path:
-    rng = np.random.default_rng(0)
-    for name in ("a", "b"):
-        (root / name).mkdir(parents=True)
-        for index in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(
-                root / name / f"{index}.png")
-    return root
+def _images(root: Path, per_class: int = 2) -> Path:
+    return noise_folder(root, per_class, seed=0)
 
 
 def _model(path: Path) -> Path:

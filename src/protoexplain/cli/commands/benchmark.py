@@ -112,30 +112,26 @@ def _seed_list(text: str) -> tuple[int, ...]:
 
 
 def _combine(args: argparse.Namespace) -> int:
+    from protoexplain.benchmark.correctness_run import combine_correctness
     from protoexplain.benchmark.seeds import combine_runs
 
-    if all((run / "correctness.json").is_file() for run in args.runs):
-        return _combine_correctness(args)
-
+    correctness = all((run / "correctness.json").is_file() for run in args.runs)
     with locked_output(args.out, "benchmark combine"):
-        summary = combine_runs(args.runs, args.out)
+        if correctness:
+            summary = combine_correctness(args.runs, args.out)
+        else:
+            summary = combine_runs(args.runs, args.out)
+    seeds = ", ".join(map(str, summary["seeds"]))
+    if correctness:
+        return _report(args.out, (
+            f"combined {len(args.runs)} correctness runs (seeds {seeds}); wrote "
+            f"{', '.join(summary['files'])} to {args.out}/"
+        ), "correctness.md")
     return _report(args.out, (
-        f"combined {len(summary['runs'])} runs (seeds {', '.join(map(str, summary['seeds']))}; "
-        f"presets {', '.join(summary['presets_done'])}); wrote "
-        f"{', '.join(summary['files'])}, benchmark.json to {args.out}/"
+        f"combined {len(summary['runs'])} runs (seeds {seeds}; presets "
+        f"{', '.join(summary['presets_done'])}); wrote {', '.join(summary['files'])}, "
+        f"benchmark.json to {args.out}/"
     ))
-
-
-def _combine_correctness(args: argparse.Namespace) -> int:
-    from protoexplain.benchmark.correctness_run import combine_correctness
-
-    with locked_output(args.out, "benchmark combine"):
-        summary = combine_correctness(args.runs, args.out)
-    return _report(args.out, (
-        f"combined {len(args.runs)} correctness runs (seeds "
-        f"{', '.join(map(str, summary['seeds']))}); wrote {', '.join(summary['files'])} to "
-        f"{args.out}/"
-    ), "correctness.md")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
