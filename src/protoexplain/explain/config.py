@@ -56,11 +56,13 @@ class ExplainConfig:
                               ("on_error", ON_ERROR_POLICIES)):
             if getattr(self, name) not in allowed:
                 raise UserError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
-        for name in ("batch_size", "chunk_images", "calibration_images"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', '-')} must be at least 1")
-        for name in ("workers", "bootstrap", "local_top_k", "max_images", "calibrate"):
-            if getattr(self, name) < 0:
-                raise UserError(f"{name.replace('_', '-')} must not be negative (0: not used)")
+        for names, minimum in ((("batch_size", "chunk_images", "calibration_images"), 1),
+                               (("workers", "bootstrap", "local_top_k", "max_images"), 0)):
+            for name in names:
+                if getattr(self, name) < minimum:
+                    raise UserError(f"{name} must be at least {minimum}, got "
+                                    f"{getattr(self, name)}")
+        if self.calibrate < 0:
+            raise UserError(f"calibrate must be a positive ΔE (0: off), got {self.calibrate}")
         if self.calibrate and self.strengths:
             raise UserError("give either strengths or calibrate, not both")
