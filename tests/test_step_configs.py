@@ -128,16 +128,16 @@ seed = 2
 [train.data]
 augmentation = "none"
 validation_fraction = 0.0
-[train.model]
-backbone = "small_cnn"
-weights = "none"
-image_size = 32
-prototypes_per_class = 1
-prototype_depth = 8
 [train.batch]
-train = 16
-test = 32
-push = 32
+push = 24
+test = 24
+train = 12
+[train.model]
+prototype_depth = 4
+prototypes_per_class = 1
+backbone = "small_cnn"
+image_size = 32
+weights = "none"
 [train.schedule]
 epochs = 1
 warm_epochs = 0
@@ -225,3 +225,18 @@ def test_explain_folder_skips_unreadable_images_when_on_error_is_skip(tiny_run, 
     assert result is not None
     assert result.stats["skipped_images"] == [str(first_class / "broken.png")]
     assert result.n_images == len(list((data / "test").rglob("*.png"))) - 1
+
+
+def test_the_python_api_calibrates_too(tiny_run, tmp_path):
+    from protoexplain.data import ImageFolderDataset
+    from protoexplain.explain import explain_dataset
+    from protoexplain.models import load_model
+
+    run_dir, _ = tiny_run
+    dataset = ImageFolderDataset(run_dir / "data" / "test")
+    explain_dataset(load_model(run_dir / "train" / "model"), dataset, modifications=["hue"],
+                    out_dir=tmp_path / "api", calibrate=5.0, calibration_images=2, device="cpu")
+    record = json.loads((tmp_path / "api" / "explain.json").read_text("utf-8"))
+    (chosen,) = record["calibration"]["modifications"]
+    assert record["calibration"]["target"] == 5.0 and chosen["name"] == "hue"
+    assert record["strengths"] == {"hue": [chosen["strength"]]}

@@ -36,6 +36,7 @@ from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
 from protoexplain.explain.config import ExplainConfig
+from protoexplain.explain.families.calibration import calibrated_config
 from protoexplain.explain.finished import is_already_complete
 from protoexplain.explain.inputs import (
     VersionedImages,
@@ -381,13 +382,19 @@ def run_explain(
     computes its chunks; rank 0 then writes the outputs and returns the result (others: None).
     A finished explanation with the same settings is returned as it is; one with other settings
     is refused unless ``overwrite``. Rank 0 holds the lock on ``out_dir`` throughout.
+    ``config.calibrate`` (a ΔE) replaces the strengths by calibrated ones, recorded in
+    ``explain.json``; ``config.on_error`` is for whoever opens ``dataset``.
     """
     config = config or ExplainConfig()
+    config.check()
     out_dir = Path(out_dir)
     default_rank, default_world = _rank_world()
     rank = default_rank if rank is None else rank
     world = default_world if world_size is None else world_size
     extra = {"data_root": str(getattr(dataset, "root", "")), **(describe or {})}
+    if config.calibrate:
+        config, extra["calibration"] = calibrated_config(
+            config, dataset, model.input_spec.image_size)
     plan = _plan(model, dataset, config, extra)
     # only rank 0 reads it; under torchrun the other ranks may get here before the split that
     # --compare-with names has been finalised by rank 0

@@ -23,11 +23,9 @@ def explain_folder(
     config: ExplainConfig, *, compare_with: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> ExplainResult | None:
-    """Explain the images of ``data_dir`` with the model in ``model_dir`` into ``out_dir``.
-
-    ``config.calibrate`` (a ΔE) replaces the strengths by calibrated ones, recorded in
-    ``explain.json``. Under torchrun every process calls this; process 0 returns the result.
-    """
+    """Explain the images of ``data_dir`` (unreadable ones as ``config.on_error`` says) with the
+    model in ``model_dir`` into ``out_dir``; under torchrun every process calls this, and process
+    0 returns the result."""
     config.check()
     if (compare_with is not None and is_main_process()
             and not (Path(compare_with) / GLOBAL_FILE).is_file()):
@@ -39,27 +37,8 @@ def explain_folder(
         dataset = ImageFolderDataset(data_dir, on_error=config.on_error)
         check_classes(model, dataset.classes, str(model_dir), dataset.root)
         describe: dict[str, Any] = {"model": str(model_dir), "data": str(data_dir)}
-        if config.calibrate:
-            config, describe["calibration"] = _calibrated(
-                config, dataset, model.input_spec.image_size)
         return run_explain(model, dataset, out_dir, config, compare_with=compare_with,
                            describe=describe, overwrite=overwrite)
     finally:
         shutdown(context)
 
-
-def _calibrated(config: ExplainConfig, dataset: ImageFolderDataset,
-                image_size: int) -> tuple[ExplainConfig, dict[str, Any]]:
-    """``config`` with equal-ΔE strengths, measured on the images the modifications will receive
-    (see ``modify_at``), and the calibration record."""
-    from protoexplain.explain.families.calibration import calibrate_strengths, sample_images
-    from protoexplain.explain.inputs import modification_input
-
-    prepare = modification_input(config.modify_at, image_size)
-    sample = sample_images(dataset, config.calibration_images, config.seed)
-    calibration = calibrate_strengths(
-        [prepare(image) for image in sample], config.family, config.calibrate,
-        names=config.modifications or None,
-    )
-    calibrated = replace(config, strengths=calibration.strengths(), calibrate=0.0)
-    return calibrated, calibration.to_dict()
