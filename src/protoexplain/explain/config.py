@@ -47,8 +47,8 @@ class ExplainConfig:
     bootstrap: int = setting(200, "Poisson bootstrap replicates for the 95% intervals")
     seed: int = setting(0, "seed of the bootstrap and of the calibration sample")
     chunk_images: int = setting(512, "images per resumable chunk")
-    on_error: str = setting("error", "unreadable images in the folder explained: error (stop) | "
-                            "skip (and count)")
+    on_error: str = setting("error", "unreadable images of the folder: error (stop, naming the "
+                            "file) | skip (and count)")
     progress: bool = setting(True, "show progress bars")
 
     def check(self) -> None:

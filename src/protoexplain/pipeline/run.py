@@ -2,9 +2,9 @@
 
 Each step (:mod:`protoexplain.pipeline.steps`) calls the library function its command calls, with
 the same config, so the run folder holds nothing that a single command could not have written.
-A step is complete when its marker
-``RUN_DIR/.pipeline/<step>.json`` exists with the same settings digest; complete steps are skipped,
-so an interrupted run continues where it stopped (the commands themselves resume their own work).
+A step is complete when its marker ``RUN_DIR/.pipeline/<step>.json`` exists with the same
+settings digest; complete steps are skipped, so an interrupted run continues where it stopped
+(training and explanation resume their own work).
 Changing a step's settings redoes that step and every step after it.
 
 Under ``torchrun`` the steps that shard their work (training, explanation) run in every process;

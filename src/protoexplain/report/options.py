@@ -30,8 +30,8 @@ class ReportOptions:
                            "thread)")
     latent_ratio: float = setting(0.1, "redundant pairs: squared latent distance at most this × "
                                   "the median over all pairs")
-    explanation_cosine: float = setting(0.9, "redundant pairs: and explanation vectors with at "
-                                        "least this cosine similarity")
+    explanation_cosine: float = setting(0.9, "redundant pairs also need explanation vectors "
+                                        "with at least this cosine similarity")
     seed: int = setting(0, "seed of the image sample")
     device: str = setting("auto", "device for locating patches of sample images: auto | cpu | "
                           "cuda | cuda:N")
