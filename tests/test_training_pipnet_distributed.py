@@ -20,9 +20,10 @@ from protoexplain.training.pipnet_train import PIPNetTrainer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-# 24 training images (3 of each of 8 classes after the validation split): divisible by the 2 processes, so
-# DistributedSampler pads nothing; no augmentation, so both views and every process's data are
-# the same whatever the RNG. One step of each phase: pretrain, finetune, frozen, train.
+# 24 training images (3 of each of 8 classes after the validation split): divisible by the 2
+# processes, so DistributedSampler pads nothing; no augmentation, so both views and every
+# process's data are the same whatever the RNG. One step of each phase: pretrain, finetune,
+# frozen, train.
 CONFIG = TINY_PIPNET_CONFIG.replace("{seed}", "3").replace("{augmentation}", "none").replace(
     "{pretrain_epochs}", "1"
 )
