@@ -84,7 +84,7 @@ def test_explain_and_evaluate_run_on_every_architecture(model, images) -> None:
     assert table["prototype_class"].tolist() == model.main_class.tolist()
     rows = explain_image(model, dataset.load_image(0), modifications=["hue"])
     assert len(rows) == 4 * len(rows["strength"].unique())
-    logits, labels, classes = predict_logits(model, images)
+    logits, labels, classes, _ = predict_logits(model, images)
     assert logits.shape == (4, 2) and classes == ["a", "b"]
     assert labels.tolist() == [0, 0, 1, 1]
 

@@ -22,7 +22,8 @@ import pytest
 from protoexplain.pipeline.packaged import packaged_config_names, packaged_config_text
 
 ROOT = Path(__file__).resolve().parents[1]
-CUB_CONFIGS = {"cub-vgg19", "cub-resnet34", "cub-densenet121", "cub-resnet34-multigpu"}
+CUB_CONFIGS = {"cub-vgg19", "cub-resnet34", "cub-densenet121", "cub-resnet34-multigpu",
+               "cub-pipnet-convnext"}
 
 
 def _run(*command: str | Path, cwd: Path | None = None) -> str:
@@ -69,7 +70,7 @@ def test_installed_wheel_holds_the_configs_and_runs_the_first_step(installed, tm
                         "import protoexplain; print(protoexplain.__file__)").strip()).parent
     assert package.is_relative_to(installed.parent), package  # the wheel, not this checkout
     shipped = {p.stem for p in (package / "pipeline" / "configs").glob("*.toml")}
-    assert shipped == CUB_CONFIGS | {"demo"} == set(packaged_config_names())
+    assert shipped == CUB_CONFIGS | {"demo", "demo-pipnet"} == set(packaged_config_names())
 
     _run(installed / "protoexplain", "config", "--pipeline", "cub-resnet34", "--out", "cub.toml",
          cwd=tmp_path)
