@@ -23,11 +23,7 @@ from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.progress import progress_bar
 from protoexplain.training.config import PIPNetConfig, RunConfig
 from protoexplain.training.datasets import RunData, train_loader
-from protoexplain.training.distributed import (
-    DistContext,
-    differentiable_sum,
-    synchronise_batch_norm,
-)
+from protoexplain.training.distributed import DistContext, differentiable_sum
 from protoexplain.training.epoch import EpochTotals, Precision
 from protoexplain.training.loop import Trainer, seed_everything
 from protoexplain.training.phases import (
@@ -169,18 +165,9 @@ class PIPNetTrainer(Trainer):
         self, config: RunConfig, data: RunData, out_dir: Path, context: DistContext,
         dry_run: bool,
     ) -> None:
-        self.config, self.out_dir, self.context, self.dry_run = config, out_dir, context, dry_run
-        self.checkpoints = out_dir / "checkpoints"
-        self.max_batches = 1 if dry_run else None
-        self.precision = Precision.for_device(
-            context.device, config.device.bf16, config.device.channels_last
-        )
-        self.data = data
+        self._start(config, data, out_dir, context, dry_run)
         seed_everything(config.seed)
-        model = build_pipnet(config, self.data.classes).to(context.device)
-        self.model: PIPNet = synchronise_batch_norm(model, context)
-        if self.precision.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.model: PIPNet = self._placed(build_pipnet(config, self.data.classes))
         self.phases = pipnet_phases(config.pipnet)
         self.optimizers = {
             name: make_optimizer(self.model, phase, pipnet_parameters)
@@ -188,17 +175,12 @@ class PIPNetTrainer(Trainer):
         }
         self.scheduler = None
         self.steps = dry_run_steps() if dry_run else pipnet_schedule(config.pipnet)
-        self.progress: dict[str, Any] = {
-            "completed_steps": 0, "metrics": [], "best_val_acc": None, "last_push": None,
-        }
         views = TwoViews(self.data.train)
         workers, seed = config.data.workers, config.seed
         self.loaders = {
             "pretrain": train_loader(views, config.pipnet.pretrain_batch, workers, seed, context),
             "train": train_loader(views, config.batch.train, workers, seed, context),
         }
-        self._forward: nn.Module | None = None
-        self._forward_phase: str | None = None
         self.log = RunLog(out_dir, context.is_main, METRIC_COLUMNS)
 
     def _train_step(self, index: int, step: Step) -> dict[str, Any]:
