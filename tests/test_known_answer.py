@@ -4,7 +4,6 @@ out with that factor first, in the interventional reference and in the method.""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -13,6 +12,7 @@ import torch.nn.functional as F
 from protoexplain.benchmark.interventional import SampleRef, interventional_importance
 from protoexplain.data import ImageFolderDataset, eval_transform, generate_synthetic
 from protoexplain.explain import explain_dataset
+from protoexplain.models import InputSpec, SimilarityModelAdapter
 
 SIZE = 64
 PER_CLASS = 3
@@ -35,9 +35,6 @@ class HueModel(torch.nn.Module):
     def __init__(self, count: int) -> None:
         super().__init__()
         self.register_buffer("directions", torch.zeros(count, 2))
-        self.register_buffer("prototype_class", torch.arange(count))
-        self.num_prototypes = count
-        self.spec = SimpleNamespace(image_size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
     @staticmethod
     def mean_hue(x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +50,7 @@ class HueModel(torch.nn.Module):
         mean = self.mean_hue(images).flatten(1)
         self.directions.copy_(mean / mean.norm(dim=1, keepdim=True))
 
-    def similarity_maps(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         mean = self.mean_hue(x)
         return torch.exp(4.0 * (torch.einsum("bchw,pc->bphw", mean, self.directions) - 1.0))
 
@@ -66,11 +63,8 @@ class PatternModel(torch.nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.register_buffer("prototype_class", torch.zeros(1, dtype=torch.long))
-        self.num_prototypes = 1
-        self.spec = SimpleNamespace(image_size=SIZE, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
 
-    def similarity_maps(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         luma = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
         fine = luma - F.avg_pool2d(luma, 3, 1, 1, count_include_pad=False)
         spread = (luma - luma.mean((2, 3), keepdim=True)).square().mean((2, 3), keepdim=True)
@@ -98,13 +92,19 @@ def _samples(preset: str) -> list[SampleRef]:
     return [SampleRef(preset, c, "test", i, 0, SIZE) for c in range(4) for i in range(PER_CLASS)]
 
 
-def _hue_model(data) -> HueModel:
+def _explainable(module: torch.nn.Module, count: int) -> SimilarityModelAdapter:
+    """``module`` seen through the model contract: prototype j is of class j, unnormalised input."""
+    return SimilarityModelAdapter(module, InputSpec(SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+                                  torch.eye(count))
+
+
+def _hue_model(data) -> SimilarityModelAdapter:
     """A hue model pushed onto the first test image of each class."""
     transform = eval_transform(SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     dataset = ImageFolderDataset(data / "test", transform=transform)
     model = HueModel(4)
     model.push(torch.stack([dataset[c * PER_CLASS][0] for c in range(4)]))
-    return model
+    return _explainable(model, 4)
 
 
 def test_hue_model_is_hue_first_in_the_reference(hue_data):
@@ -124,7 +124,7 @@ def test_hue_model_is_hue_first_in_the_method(hue_data, family):
 
 
 def test_pattern_model_is_texture_first_in_the_reference():
-    table = interventional_importance(PatternModel(), _samples("texture"), DOSES)
+    table = interventional_importance(_explainable(PatternModel(), 1), _samples("texture"), DOSES)
     assert table.loc[table["importance"].idxmax(), "intervention"] == "texture"
 
 
@@ -135,6 +135,7 @@ def test_pattern_model_is_texture_first_in_the_reference():
     "perceptual",
 ])
 def test_pattern_model_is_texture_first_in_the_method(texture_data, family):
-    scores = explain_dataset(PatternModel(), ImageFolderDataset(texture_data / "test"),
-                             family=family, bootstrap=0).global_scores
+    model = _explainable(PatternModel(), 1)
+    scores = explain_dataset(model, ImageFolderDataset(texture_data / "test"), family=family,
+                             bootstrap=0).global_scores
     assert scores.loc[scores["weighted_delta"].idxmax(), "modification"] == "texture"

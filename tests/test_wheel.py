@@ -22,7 +22,8 @@ import pytest
 from protoexplain.pipeline.packaged import packaged_config_names, packaged_config_text
 
 ROOT = Path(__file__).resolve().parents[1]
-CUB_CONFIGS = {"cub-vgg19", "cub-resnet34", "cub-densenet121", "cub-resnet34-multigpu"}
+CUB_CONFIGS = {"cub-vgg19", "cub-resnet34", "cub-densenet121", "cub-resnet34-multigpu",
+               "cub-pipnet-convnext"}
 
 
 def _run(*command: str | Path, cwd: Path | None = None) -> str:
@@ -64,12 +65,13 @@ def test_the_wheel_declares_ranges_for_torch():
     assert "torch==2.14.1" in constraints and "torchvision==0.29.1" in constraints
 
 
+@pytest.mark.e2e  # builds a wheel and a fresh venv: about 35 s
 def test_installed_wheel_holds_the_configs_and_runs_the_first_step(installed, tmp_path):
     package = Path(_run(installed / "python", "-c",
                         "import protoexplain; print(protoexplain.__file__)").strip()).parent
     assert package.is_relative_to(installed.parent), package  # the wheel, not this checkout
     shipped = {p.stem for p in (package / "pipeline" / "configs").glob("*.toml")}
-    assert shipped == CUB_CONFIGS | {"demo"} == set(packaged_config_names())
+    assert shipped == CUB_CONFIGS | {"demo", "demo-pipnet"} == set(packaged_config_names())
 
     _run(installed / "protoexplain", "config", "--pipeline", "cub-resnet34", "--out", "cub.toml",
          cwd=tmp_path)
@@ -84,6 +86,7 @@ def test_installed_wheel_holds_the_configs_and_runs_the_first_step(installed, tm
         assert len(classes) == 8 and all(len(list(c.glob("*.png"))) == 1 for c in classes)
 
 
+@pytest.mark.e2e  # builds a wheel and a fresh venv: about 35 s
 def test_wheel_metadata_names_the_tensorboard_extra(installed):
     dist = next(installed.parent.glob("lib/python*/site-packages/protoexplain-*.dist-info"))
     metadata = (dist / "METADATA").read_text(encoding="utf-8")
