@@ -1,7 +1,7 @@
 """GPU throughput of ``explain`` in one short run (issue 19, item 4), and the device checks.
 
 On one model (default resnet34 @224, 2,000 prototypes, 200 classes, random weights) and one set
-of CUB-like JPEGs (default 5,000, 150–420 px a side, random blobs), all in the same process:
+of CUB-like JPEGs (default 5,000, ``cub_like.py``), all in the same process:
 
 1. agreement: CPU vs device distances and logits (fp32, TF32 off), bf16 autocast vs fp32 logits;
 2. the floor: seven forward passes per image alone (the original and its six modifications),
@@ -28,11 +28,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from cub_like import make_jpegs
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset, resolve_settings
 from protoexplain.fileio import write_json
@@ -40,20 +39,6 @@ from protoexplain.models import ModelSpec, ProtoPNet
 
 SMOKE = {"device": "cpu", "images": 12, "prototypes": 8, "classes": 2, "backbone": "small_cnn",
          "image_size": 64, "workers": 0, "batch_size": 4}
-
-
-def make_images(root: Path, count: int, classes: int, seed: int = 0) -> Path:
-    """``count`` JPEGs in ``root/cNNN/``, 150–420 px a side: smooth random blobs."""
-    rng = np.random.default_rng(seed)
-    for i in range(count):
-        folder = root / f"c{i % classes:03d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        height, width = (int(v) for v in rng.integers(150, 421, 2))
-        coarse = rng.integers(0, 256, (max(2, height // 16), max(2, width // 16), 3),
-                              dtype=np.uint8)
-        pixels = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-        cv2.imwrite(str(folder / f"{i:05d}.jpg"), pixels, [cv2.IMWRITE_JPEG_QUALITY, 90])
-    return root
 
 
 def _relative_error(reference: torch.Tensor, other: torch.Tensor) -> float:
@@ -174,7 +159,7 @@ def main() -> None:
               for precision in ("fp32", "bf16")}
     runs, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        dataset = ImageFolderDataset(make_images(Path(tmp), args.images, args.classes),
+        dataset = ImageFolderDataset(make_jpegs(Path(tmp), args.images, args.classes),
                                      classes=spec.class_names)
         for name, mode, precision in (("faithful", "faithful", "fp32"), ("fast", "fast", "fp32"),
                                       ("fast bf16", "fast", "bf16")):
