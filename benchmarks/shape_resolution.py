@@ -62,7 +62,7 @@ def main() -> None:
                    "mean_importance": {k: round(float(v), 4) for k, v in means.items()},
                    "seconds": round(time.perf_counter() - started, 1)}
             rows.append(row)
-            relative = amplitude / (size if modify_at == "native" else model.spec.image_size)
+            relative = amplitude / (size if modify_at == "native" else model.input_spec.image_size)
             bar.write(f"{size:>9}{amplitude:>6.0f}{relative:>8.3f}{modify_at:>10}  {kind:<15}"
                       f"{summary['top1_share']:>12.0%}{summary['mean_rank']:>10.2f}"
                       f"{means['shape']:>8.3f}{means['hue']:>8.3f}{means['saturation']:>8.3f}"

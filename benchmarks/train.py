@@ -55,7 +55,7 @@ def train_step_rate(model, device, batch, size, steps, precision) -> float:
 
     def step():
         with precision.autocast(device):
-            logits, distances = forward(images)
+            logits, distances = forward(images)[:2]
         loss, _ = protopnet_loss(logits, distances, labels, model.prototype_class,
                                  model.last_layer.weight, LossWeights())
         optimizer.zero_grad(set_to_none=True)

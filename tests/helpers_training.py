@@ -1,5 +1,8 @@
 """Tiny configs shared by the training and benchmark tests (small_cnn, 32 px, a few epochs)."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from protoexplain.benchmark import FaithfulnessConfig, quick_config
 
 
@@ -37,3 +40,45 @@ push_start = 2
 push_every = 10
 last_layer_epochs = {last_layer_epochs}
 """
+
+TINY_PIPNET_CONFIG = """
+seed = {seed}
+[data]
+train = "{data}/train"
+test = "{data}/test"
+augmentation = "{augmentation}"
+validation_fraction = 0.25
+[model]
+architecture = "pipnet"
+backbone = "small_cnn"
+weights = "none"
+image_size = 32
+num_prototypes = 6
+[batch]
+train = 8
+test = 16
+[pipnet]
+pretrain_epochs = {pretrain_epochs}
+epochs = 3
+finetune_epochs = 1
+freeze_epochs = 2
+pretrain_batch = 8
+"""
+
+
+@contextmanager
+def stopped_before_step(trainer_class: type, index: int) -> Iterator[None]:
+    """Inside the block, a run of ``trainer_class`` stops (KeyboardInterrupt) before step
+    ``index``, as if the user pressed Ctrl-C after step ``index - 1`` was checkpointed."""
+    original = trainer_class._train_step
+
+    def stop(self, number, step):
+        if number == index:
+            raise KeyboardInterrupt
+        return original(self, number, step)
+
+    trainer_class._train_step = stop
+    try:
+        yield
+    finally:
+        trainer_class._train_step = original

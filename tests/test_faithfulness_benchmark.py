@@ -317,14 +317,21 @@ def test_quick_benchmark_runs_end_to_end_from_the_cli(tmp_path):
                for preset in summary["presets_done"])
 
 
-def test_cli_help_and_user_error(tmp_path):
-    result = _cli("benchmark", "faithfulness", "--help")
-    assert result.returncode == 0 and "--quick" in result.stdout and "like-parts" in result.stdout
-    result = _cli("benchmark", "faithfulness", "--quick", "--presets", "nope",
-                  "--out", str(tmp_path))
-    assert result.returncode == 2
-    assert "nope" in result.stderr and "Traceback" not in result.stderr
-    result = _cli("benchmark", "faithfulness", "--quick", "--workers", "-1",
-                  "--out", str(tmp_path))
-    assert result.returncode == 2
-    assert "--workers -1" in result.stderr and "Traceback" not in result.stderr
+def _main(*argv: str) -> int:
+    """The exit status of the command line in this process (``--help`` exits through argparse)."""
+    from protoexplain.cli import main
+
+    try:
+        return main(list(argv))
+    except SystemExit as exit_info:
+        return int(exit_info.code or 0)
+
+
+def test_cli_help_and_user_error(tmp_path, capsys):
+    assert _main("benchmark", "faithfulness", "--help") == 0
+    out = capsys.readouterr().out
+    assert "--quick" in out and "like-parts" in out
+    for bad, named in ((["--presets", "nope"], "nope"), (["--workers", "-1"], "--workers -1")):
+        assert _main("benchmark", "faithfulness", "--quick", *bad, "--out", str(tmp_path)) == 2
+        err = capsys.readouterr().err
+        assert named in err and "Traceback" not in err

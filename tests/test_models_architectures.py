@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ from PIL import Image
 from protoexplain.analysis.evaluate import predict_logits
 from protoexplain.analysis.local import analyze_image
 from protoexplain.analysis.nearest import find_neighbours, nearest_table, open_dataset
-from protoexplain.data import ImageFolderDataset
+from protoexplain.cli import main
+from protoexplain.data import ImageFolderDataset, eval_transform
 from protoexplain.explain import explain_dataset, explain_image
 from protoexplain.models import (
     ModelSpec,
@@ -125,3 +127,19 @@ def test_image_analysis_contributions_sum_to_the_logits(model, images) -> None:
     top = analysis.top_prototypes[0]
     assert top.similarity == pytest.approx(float(analysis.similarity_maps[top.prototype].max()))
     assert top.rf_box == model.cell_box(top.cell_h, top.cell_w, 32)
+
+
+def test_cli_analyze_image_gives_the_models_own_logits(model, images, tmp_path, capsys) -> None:
+    save_model(model, tmp_path / "m")
+    image = images / "b" / "1.png"
+    assert main(["analyze-image", str(tmp_path / "m"), str(image), "--json", "--out",
+                 str(tmp_path / "o"), "--device", "cpu"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    spec = model.input_spec
+    x = eval_transform(spec.image_size, spec.mean, spec.std)(Image.open(image).convert("RGB"))
+    with torch.no_grad():
+        logits = model(x[None])[0]
+    assert [c["logit"] for c in result["classes"]] == pytest.approx(logits.tolist(), abs=1e-5)
+    assert result["predicted"] == int(logits.argmax())
+    maps = np.load(tmp_path / "o" / result["similarity_maps"]["file"])
+    assert maps.shape[0] == 4

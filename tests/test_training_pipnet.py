@@ -9,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from helpers_training import TINY_PIPNET_CONFIG, stopped_before_step
 from protoexplain.data import generate_synthetic
 from protoexplain.fileio import read_json
 from protoexplain.models import PIPNet, load_model
@@ -22,29 +23,9 @@ from protoexplain.training.pipnet_losses import (
 )
 from protoexplain.training.pipnet_train import PIPNetTrainer, pipnet_phases, pipnet_schedule
 
-TINY = """
-seed = 2
-[data]
-train = "{data}/train"
-test = "{data}/test"
-augmentation = "online"
-validation_fraction = 0.25
-[model]
-architecture = "pipnet"
-backbone = "small_cnn"
-weights = "none"
-image_size = 32
-num_prototypes = 6
-[batch]
-train = 8
-test = 16
-[pipnet]
-pretrain_epochs = 2
-epochs = 3
-finetune_epochs = 1
-freeze_epochs = 2
-pretrain_batch = 8
-"""
+TINY = TINY_PIPNET_CONFIG.replace("{seed}", "2").replace("{augmentation}", "online").replace(
+    "{pretrain_epochs}", "2"
+)
 
 
 def test_alignment_loss_by_hand() -> None:
@@ -111,8 +92,7 @@ def config_file(tmp_path_factory) -> Path:
     return path
 
 
-def test_interrupted_run_resumes_to_the_uninterrupted_weights(config_file, tmp_path,
-                                                              monkeypatch) -> None:
+def test_interrupted_run_resumes_to_the_uninterrupted_weights(config_file, tmp_path) -> None:
     config = load_config(config_file)
     final = train(config, tmp_path / "full", device="cpu")
     model = load_model(final)
@@ -123,17 +103,8 @@ def test_interrupted_run_resumes_to_the_uninterrupted_weights(config_file, tmp_p
     assert model.classification.normalization_multiplier.item() == 2.0  # never trained
     assert (model.classification.weight >= 0).all()
 
-    original = PIPNetTrainer._train_step
-
-    def stop_at_third(self, index, step):
-        if index == 3:
-            raise KeyboardInterrupt
-        return original(self, index, step)
-
-    monkeypatch.setattr(PIPNetTrainer, "_train_step", stop_at_third)
-    with pytest.raises(KeyboardInterrupt):
+    with stopped_before_step(PIPNetTrainer, 3), pytest.raises(KeyboardInterrupt):
         train(load_config(config_file), tmp_path / "cut", device="cpu")
-    monkeypatch.setattr(PIPNetTrainer, "_train_step", original)
     train(load_config(config_file), tmp_path / "cut", device="cpu", resume=True)
     expected = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
     got = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))

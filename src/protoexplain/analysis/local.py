@@ -17,8 +17,8 @@ from torchvision.transforms import functional as TF
 
 from protoexplain.analysis.heatmap import Box, boxes, upsample
 from protoexplain.data import load_rgb
-from protoexplain.models import ProtoPNet, PrototypeModel, model_device
-from protoexplain.training.nearest import dissimilarity_maps
+from protoexplain.models import PrototypeModel, model_device
+from protoexplain.models.nearness import nearness_maps, nearness_to_similarity
 
 
 @dataclass
@@ -140,13 +140,10 @@ def analyze_image(
     size = model.input_spec.image_size
     pixels = prepare_image(image, size)
     x = model.input_spec.normalize(pixels.unsqueeze(0).to(device))
-    distance_maps = dissimilarity_maps(model, x)[0]
+    distance_maps = nearness_maps(model, x)[0]
     min_distances = distance_maps.flatten(1).amin(dim=1)
-    if isinstance(model, ProtoPNet):  # similarities from the same distances, exactly
-        similarity_maps_t = model.distance_to_similarity(distance_maps)
-        best = model.distance_to_similarity(min_distances)
-    else:
-        similarity_maps_t, best = -distance_maps, -min_distances
+    similarity_maps_t = nearness_to_similarity(model, distance_maps)  # exactly, same distances
+    best = nearness_to_similarity(model, min_distances)
     output_logits = model(x)[0].float()
     weight_t, inputs_t = model.linear_evidence(best)
     similarity_maps = similarity_maps_t.float().cpu().numpy()

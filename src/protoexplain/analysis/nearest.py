@@ -25,7 +25,8 @@ from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open
 from protoexplain.imaging import heatmap_overlay
-from protoexplain.models import ProtoPNet, PrototypeModel, model_device
+from protoexplain.models import PrototypeModel, model_device
+from protoexplain.models.nearness import nearness_to_similarity
 from protoexplain.progress import progress_bar
 from protoexplain.training import find_nearest_patches
 
@@ -75,7 +76,7 @@ def find_neighbours(
         model.train(was_training)
     with torch.inference_mode():
         maps = found.maps.to(model_device(model))
-        similarity = model.distance_to_similarity(maps) if isinstance(model, ProtoPNet) else -maps
+        similarity = nearness_to_similarity(model, maps)
     return Neighbours(
         image_index=found.image_index.numpy().astype(np.int64),
         distance=found.distance.float().numpy(),

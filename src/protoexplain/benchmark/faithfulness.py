@@ -36,7 +36,7 @@ from protoexplain.errors import UserError
 from protoexplain.explain import explain_dataset
 from protoexplain.explain.families.calibration import DEFAULT_TARGET, calibrate_strengths
 from protoexplain.fileio import atomic_open, read_json_if_intact, write_json
-from protoexplain.models import ProtoPNet, load_model
+from protoexplain.models import ProtoPNet, PrototypeModel, load_model
 from protoexplain.progress import progress_bar
 from protoexplain.training import config_from_dict, train
 
@@ -233,9 +233,9 @@ def result_row(
 
 
 @torch.inference_mode()
-def test_accuracy(model: torch.nn.Module, root: Path, device: torch.device) -> float:
+def test_accuracy(model: PrototypeModel, root: Path, device: torch.device) -> float:
     """Top-1 accuracy of ``model`` on the ImageFolder tree ``root``."""
-    spec = model.spec
+    spec = model.input_spec
     transform = eval_transform(spec.image_size, spec.mean, spec.std)
     dataset = ImageFolderDataset(root, transform=transform)
     model = model.to(device).eval()

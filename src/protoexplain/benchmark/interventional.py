@@ -21,6 +21,7 @@ from PIL import Image
 from protoexplain.data.interventions import get_intervention, rerender
 from protoexplain.data.transforms import eval_transform
 from protoexplain.explain.scores import ScoreSums, score_batch
+from protoexplain.models.protocol import PrototypeModel
 from protoexplain.progress import progress_bar
 
 
@@ -55,7 +56,7 @@ def render(sample: SampleRef, interventions: dict[str, float] | None = None) -> 
 
 @torch.inference_mode()
 def interventional_importances(
-    models: Mapping[str, torch.nn.Module], samples: Sequence[SampleRef], doses: Doses, *,
+    models: Mapping[str, PrototypeModel], samples: Sequence[SampleRef], doses: Doses, *,
     device: torch.device | str = "cpu", batch_size: int = 32, progress: bool = False,
 ) -> dict[str, pd.DataFrame]:
     """:func:`interventional_importance` of several models on the same renderings (each image
@@ -93,7 +94,7 @@ def _table(importance: np.ndarray, labels: list[str]) -> pd.DataFrame:
 
 
 def interventional_importance(
-    model: torch.nn.Module, samples: Sequence[SampleRef], doses: Doses, *,
+    model: PrototypeModel, samples: Sequence[SampleRef], doses: Doses, *,
     device: torch.device | str = "cpu", batch_size: int = 32, progress: bool = False,
 ) -> pd.DataFrame:
     """I_int for every prototype and label of ``doses``: columns ``prototype, intervention,

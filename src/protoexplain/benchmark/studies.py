@@ -7,7 +7,7 @@ from pathlib import Path
 
 from protoexplain.device import resolve_device
 from protoexplain.fileio import read_json
-from protoexplain.models import ProtoPNet, load_model
+from protoexplain.models import PrototypeModel, load_model
 
 
 def study_arguments(description: str, out_default: str, out_help: str) -> argparse.Namespace:
@@ -23,7 +23,7 @@ def study_arguments(description: str, out_default: str, out_help: str) -> argpar
     return args
 
 
-def load_preset_run(bench: Path, preset: str, script: str) -> tuple[dict, ProtoPNet, Path]:
+def load_preset_run(bench: Path, preset: str, script: str) -> tuple[dict, PrototypeModel, Path]:
     """The benchmark's configuration, its trained ``preset`` model and that preset's data folder;
     exits with one line naming ``script`` when ``bench`` holds no finished run of ``preset``."""
     record, model_dir = bench / "benchmark.json", bench / "runs" / preset / "model"

@@ -104,6 +104,15 @@ def all_reduce_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
     return total
 
 
+def differentiable_sum(tensor: torch.Tensor, context: DistContext) -> torch.Tensor:
+    """Sum of ``tensor`` over processes that gradients flow back through (a loss term over the
+    global batch); under DDP's gradient averaging each process then gets the single-process
+    gradient of that term."""
+    if not context.distributed:
+        return tensor
+    return dist_fn.all_reduce(tensor)
+
+
 def all_gather_cat(tensor: torch.Tensor, context: DistContext, dim: int) -> torch.Tensor:
     """Concatenate equally shaped tensors of all processes along ``dim`` (rank order)."""
     if not context.distributed:

@@ -72,15 +72,16 @@ class EpochTotals:
 
 
 class DetailsForward(nn.Module):
-    """``forward`` returns (logits, min_distances), so DDP can wrap the training forward."""
+    """``forward`` returns the fields of ``model.forward_details`` as a tuple (ProtoPNet: logits,
+    min distances, distance maps; PIP-Net: presence, pooled, scores), so DDP can wrap the
+    training forward of any architecture."""
 
-    def __init__(self, model: ProtoPNet) -> None:
+    def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        output = self.model.forward_details(x)
-        return output.logits, output.min_distances
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return tuple(self.model.forward_details(x))
 
 
 def run_epoch(
@@ -104,7 +105,7 @@ def run_epoch(
         images = precision.prepare(batch[0], context.device)
         labels = batch[1].to(context.device)
         with precision.autocast(context.device):
-            logits, min_distances = forward(images)
+            logits, min_distances = forward(images)[:2]
         loss, terms = protopnet_loss(
             logits, min_distances, labels, model.prototype_class, model.last_layer.weight, weights
         )

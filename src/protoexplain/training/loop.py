@@ -113,23 +113,14 @@ class Trainer:
         self, config: RunConfig, data: RunData, out_dir: Path, context: DistContext,
         dry_run: bool,
     ) -> None:
-        self.config, self.out_dir, self.context, self.dry_run = config, out_dir, context, dry_run
-        self.checkpoints = out_dir / "checkpoints"
-        self.max_batches = 1 if dry_run else None
-        self.precision = Precision.for_device(
-            context.device, config.device.bf16, config.device.channels_last
-        )
-        self.data = data
+        self._start(config, data, out_dir, context, dry_run)
         if dry_run:
             labels = [label for _, label in self.data.push.samples]
             self.data.push_indices = _one_per_class(
                 labels, self.data.push_indices, DRY_RUN_PUSH_IMAGES
             )
         seed_everything(config.seed)
-        model = build_model(config, self.data.classes).to(context.device)
-        self.model: ProtoPNet = synchronise_batch_norm(model, context)
-        if self.precision.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.model: ProtoPNet = self._placed(build_model(config, self.data.classes))
         self.phases: dict[str, Phase] = build_phases(config)
         self.optimizers = {name: make_optimizer(self.model, p) for name, p in self.phases.items()}
         self.scheduler = make_joint_scheduler(self.optimizers["joint"], config.joint)
@@ -137,15 +128,36 @@ class Trainer:
             config.schedule, config.model.activation
         )
         self.weights = LossWeights(**vars(config.loss))
-        self.progress: dict[str, Any] = {
-            "completed_steps": 0, "metrics": [], "best_val_acc": None, "last_push": None,
-        }
         self.train_batches = train_loader(
             self.data.train, config.batch.train, config.data.workers, config.seed, context
         )
+        self.log = RunLog(out_dir, context.is_main)
+
+    def _start(
+        self, config: RunConfig, data: RunData, out_dir: Path, context: DistContext,
+        dry_run: bool,
+    ) -> None:
+        """The state every architecture's run starts with, before its model is built."""
+        self.config, self.out_dir, self.context, self.dry_run = config, out_dir, context, dry_run
+        self.data = data
+        self.checkpoints = out_dir / "checkpoints"
+        self.max_batches = 1 if dry_run else None
+        self.precision = Precision.for_device(
+            context.device, config.device.bf16, config.device.channels_last
+        )
+        self.progress: dict[str, Any] = {
+            "completed_steps": 0, "metrics": [], "best_val_acc": None, "last_push": None,
+        }
         self._forward: nn.Module | None = None
         self._forward_phase: str | None = None
-        self.log = RunLog(out_dir, context.is_main)
+
+    def _placed(self, model: nn.Module) -> Any:
+        """``model`` on this process's device, with global-batch batch norm under torchrun and
+        the configured memory format."""
+        model = synchronise_batch_norm(model.to(self.context.device), self.context)
+        if self.precision.channels_last:
+            model.to(memory_format=torch.channels_last)
+        return model
 
     # -- resuming -------------------------------------------------------------------------
     def resume(self) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from protoexplain.models.ppnet import ProtoPNet
+from protoexplain.models.nearness import nearness_maps
 from protoexplain.models.protocol import PrototypeModel, model_device, probe_grid
 from protoexplain.progress import progress_bar
 
@@ -97,13 +97,6 @@ def _unpack(batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return images, torch.as_tensor(labels), torch.as_tensor(indices)
 
 
-def dissimilarity_maps(model: PrototypeModel, images: torch.Tensor) -> torch.Tensor:
-    """(B, P, H', W'): ProtoPNet's squared distances, otherwise −similarity."""
-    if isinstance(model, ProtoPNet):
-        return model.distance_maps(images)
-    return -model.similarity_maps(images)
-
-
 def batch_candidates(
     model: PrototypeModel,
     images: torch.Tensor,
@@ -118,7 +111,7 @@ def batch_candidates(
         latent = model.latent(images)  # ProtoPNet only (push)
         maps = model.latent_distances(latent).float()
     else:
-        maps = dissimilarity_maps(model, images).float()  # (B, P, H', W')
+        maps = nearness_maps(model, images).float()  # (B, P, H', W')
     width = maps.shape[3]
     best, cell = maps.flatten(2).min(dim=2)  # (B, P)
     distance = best.T.contiguous().cpu()

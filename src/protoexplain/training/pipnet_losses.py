@@ -10,6 +10,7 @@ be present somewhere in the batch, −log tanh(Σ over the batch of its pooled p
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,8 @@ import torch.nn.functional as F
 EPS = 1e-8
 ALIGN_EPS = 1e-12
 TERMS = ("loss", "align", "tanh", "class")
+#: (P,) per-prototype sums of this process's batch → the sums over the global batch
+BatchTotal = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _locations(presence: torch.Tensor) -> torch.Tensor:
@@ -35,11 +38,20 @@ def alignment_loss(presence1: torch.Tensor, presence2: torch.Tensor) -> torch.Te
     return (one_way(z1, z2) + one_way(z2, z1)) / 2
 
 
-def tanh_loss(pooled1: torch.Tensor, pooled2: torch.Tensor) -> torch.Tensor:
-    """−mean over prototypes of log tanh(Σ_batch pooled), averaged over the two views."""
+def tanh_loss(
+    pooled1: torch.Tensor, pooled2: torch.Tensor, batch_total: BatchTotal | None = None
+) -> torch.Tensor:
+    """−mean over prototypes of log tanh(Σ_batch pooled), averaged over the two views.
+
+    The sum runs over the whole batch, so it is not a mean of per-image terms: under DDP
+    ``batch_total`` turns this process's (P,) sums into the global batch's.
+    """
 
     def one_view(pooled: torch.Tensor) -> torch.Tensor:
-        return torch.log(torch.tanh(pooled.sum(dim=0)) + EPS).mean()
+        total = pooled.sum(dim=0)
+        if batch_total is not None:
+            total = batch_total(total)
+        return torch.log(torch.tanh(total) + EPS).mean()
 
     return -(one_view(pooled1) + one_view(pooled2)) / 2
 
@@ -82,16 +94,18 @@ def pipnet_loss(
     multiplier: torch.Tensor,
     weights: PIPLossWeights,
     align_weight: float,
+    batch_total: BatchTotal | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss of a two-view batch (views stacked: first half view 1) and detached terms.
 
     ``labels`` are the B labels of the images; the scores of both views are classified.
+    ``batch_total``: see :func:`tanh_loss` (DDP).
     """
     presence1, presence2 = presence.float().chunk(2)
     pooled1, pooled2 = pooled.float().chunk(2)
     terms = {
         "align": alignment_loss(presence1, presence2),
-        "tanh": tanh_loss(pooled1, pooled2),
+        "tanh": tanh_loss(pooled1, pooled2, batch_total),
         "class": classification_loss(scores.float(), labels.repeat(2), multiplier),
     }
     total = weights.classification * terms["class"]

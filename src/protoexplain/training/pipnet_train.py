@@ -4,12 +4,14 @@ Phases and their losses are data (:func:`pipnet_phases`, ``PHASE_LOSSES``); the 
 list of epoch steps (:func:`pipnet_schedule`) executed, evaluated and checkpointed after every
 step by the same loop as ProtoPNet's (:class:`~protoexplain.training.loop.Trainer`), so a run
 resumes after any completed epoch. Every training image is seen as two augmented views.
-One process only: DDP for PIP-Net is not implemented.
+Under torchrun it trains like ProtoPNet: DDP over sharded batches, global-batch batch norm, and
+the tanh loss summed over the global batch (:func:`~.distributed.differentiable_sum`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +19,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from protoexplain.errors import UserError
 from protoexplain.models.pipnet import PIPNet, PIPNetSpec
 from protoexplain.progress import progress_bar
 from protoexplain.training.config import PIPNetConfig, RunConfig
 from protoexplain.training.datasets import RunData, train_loader
-from protoexplain.training.distributed import DistContext
+from protoexplain.training.distributed import DistContext, differentiable_sum
 from protoexplain.training.epoch import EpochTotals, Precision
 from protoexplain.training.loop import Trainer, seed_everything
 from protoexplain.training.phases import (
@@ -101,6 +102,7 @@ class TwoViews(Dataset):
 
 def run_pipnet_epoch(
     model: PIPNet,
+    forward: nn.Module,
     batches: Iterable[Any],
     optimizer: torch.optim.Optimizer,
     step: Step,
@@ -110,9 +112,13 @@ def run_pipnet_epoch(
     *,
     max_batches: int | None = None,
 ) -> dict[str, float]:
-    """Train one epoch of ``step``'s phase on two-view batches; mean loss terms and accuracy."""
+    """Train one epoch of ``step``'s phase on two-view batches; mean loss terms and accuracy.
+
+    ``forward`` is :class:`~.epoch.DetailsForward` of ``model``, DDP-wrapped under torchrun.
+    """
     weights = PHASE_LOSSES[step.kind]
     align = weights.align_weight(step.epoch, pretrain_epochs)
+    batch_total = partial(differentiable_sum, context=context)  # identity in one process
     totals = EpochTotals(TERMS)
     bar = progress_bar(batches, desc=step.label, leave=False, disable=not context.is_main)
     for number, batch in enumerate(bar):
@@ -122,17 +128,17 @@ def run_pipnet_epoch(
         images = precision.prepare(torch.cat([views[:, 0], views[:, 1]]), context.device)
         labels = batch[1].to(context.device)
         with precision.autocast(context.device):
-            output = model.forward_details(images)
+            presence, pooled, scores = forward(images)
         loss, terms = pipnet_loss(
-            output.presence, output.pooled, output.scores, labels,
-            model.classification.normalization_multiplier, weights, align,
+            presence, pooled, scores, labels, model.classification.normalization_multiplier,
+            weights, align, batch_total,
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step.kind != "pretrain":
             _shrink_classifier(model)
-        correct = float((output.scores.argmax(dim=1) == labels.repeat(2)).sum())
+        correct = float((scores.argmax(dim=1) == labels.repeat(2)).sum())
         totals.add([loss.detach(), *terms.values()], correct, 2 * labels.shape[0])
         bar.set_postfix({"loss": f"{float(loss.detach()):.3g}", "acc": f"{totals.accuracy:.3f}"})
     return totals.means(context)
@@ -159,20 +165,9 @@ class PIPNetTrainer(Trainer):
         self, config: RunConfig, data: RunData, out_dir: Path, context: DistContext,
         dry_run: bool,
     ) -> None:
-        if context.distributed:
-            raise UserError("PIP-Net training runs in one process (DDP is not implemented for "
-                            "it yet); start it without torchrun")
-        self.config, self.out_dir, self.context, self.dry_run = config, out_dir, context, dry_run
-        self.checkpoints = out_dir / "checkpoints"
-        self.max_batches = 1 if dry_run else None
-        self.precision = Precision.for_device(
-            context.device, config.device.bf16, config.device.channels_last
-        )
-        self.data = data
+        self._start(config, data, out_dir, context, dry_run)
         seed_everything(config.seed)
-        self.model = build_pipnet(config, self.data.classes).to(context.device)
-        if self.precision.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.model: PIPNet = self._placed(build_pipnet(config, self.data.classes))
         self.phases = pipnet_phases(config.pipnet)
         self.optimizers = {
             name: make_optimizer(self.model, phase, pipnet_parameters)
@@ -180,9 +175,6 @@ class PIPNetTrainer(Trainer):
         }
         self.scheduler = None
         self.steps = dry_run_steps() if dry_run else pipnet_schedule(config.pipnet)
-        self.progress: dict[str, Any] = {
-            "completed_steps": 0, "metrics": [], "best_val_acc": None, "last_push": None,
-        }
         views = TwoViews(self.data.train)
         workers, seed = config.data.workers, config.seed
         self.loaders = {
@@ -199,7 +191,8 @@ class PIPNetTrainer(Trainer):
         loader.sampler.set_epoch(index)
         optimizer = self.optimizers[step.kind]
         stats = run_pipnet_epoch(
-            self.model, loader, optimizer, step, self.config.pipnet.pretrain_epochs,
-            self.context, self.precision, max_batches=self.max_batches,
+            self.model, self._training_forward(phase), loader, optimizer, step,
+            self.config.pipnet.pretrain_epochs, self.context, self.precision,
+            max_batches=self.max_batches,
         )
         return {**stats, "lr": optimizer.param_groups[0]["lr"]}

@@ -106,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "training) from a TOML config",
         description=(
             "Train the model the config says ([model] architecture = protopnet | pipnet). Launch "
-            "with torchrun for several GPUs or processes (ProtoPNet only). The run folder gets "
+            "with torchrun for several GPUs or processes (DDP). The run folder gets "
             "config.toml, metrics.csv, train.log, checkpoints/ and model/ (the final model; "
             "ProtoPNet's with its prototype images)."
         ),
