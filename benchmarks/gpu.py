@@ -12,7 +12,8 @@ of CUB-like JPEGs (default 5,000, ``cub_like.py``), all in the same process:
    (fast vs faithful, bf16 vs fp32).
 
 Prints a table and writes JSON (default ``benchmarks/results/gpu.json``). ``--smoke`` runs the
-same code on the CPU at tiny sizes (a check that the script works, not a measurement).
+same code on the CPU at tiny sizes (a check that the script works, not a measurement; it writes
+no JSON unless given ``--out``).
 Example: ``python benchmarks/gpu.py`` on a CUDA machine (about 5 minutes on an H200).
 """
 
@@ -138,10 +139,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--smoke", action="store_true",
                         help="tiny sizes on the CPU: checks that the script runs")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/gpu.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON file (default benchmarks/results/gpu.json; none with --smoke)")
     args = parser.parse_args()
     if args.smoke:
         vars(args).update(SMOKE)
+    elif args.out is None:
+        args.out = Path("benchmarks/results/gpu.json")
     return args
 
 
@@ -186,6 +190,8 @@ def main() -> None:
               f"{row['images_per_s']:>9} {row['over_floor']:>8}")
     for key, values in spearman.items():
         print(f"  Spearman {key}: " + ", ".join(f"{k} {v}" for k, v in values.items()))
+    if args.out is None:
+        return
     write_json(args.out, {
         "device": name, "torch": torch.__version__, "backbone": args.backbone,
         "image_size": args.image_size, "prototypes": args.prototypes, "images": args.images,
