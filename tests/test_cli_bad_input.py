@@ -175,7 +175,7 @@ def test_pipeline_checks_later_steps_before_training(tmp_path, capsys):
     config = tmp_path / "run.toml"
     config.write_text("[explain]\nworkers = -3\n", encoding="utf-8")
     _fails(capsys, ["run", str(config), "--out", str(tmp_path / "run")],
-           "explain.workers must be at least 0, got -3")
+           "[explain]: workers must be at least 0, got -3")
     assert not (tmp_path / "run").exists()
     config.write_text('[explain]\nstrengths = {hue = [0.9]}\n', encoding="utf-8")
     _fails(capsys, ["run", str(config), "--out", str(tmp_path / "run")],
@@ -250,7 +250,8 @@ def test_zero_learning_rate_freezes_a_part_and_is_accepted(tmp_path):
 @pytest.mark.parametrize(("text", "expected"), [
     ("[explain]\nstrengths = {hue = 0.2}\n", "strengths of 'hue' must be a list of numbers"),
     ('[explain]\nstrengths = {hue = ["x"]}\n', "strengths of 'hue' must be a list of numbers"),
-    ("[prune]\nenabled = true\nk = 4\ntau = 5\n", "prune.tau (5) cannot exceed prune.k (4)"),
+    ("[prune]\nenabled = true\nk = 4\ntau = 5\n",
+     "[prune]: tau (τ = 5) must be between 0 and k (4)"),
 ])
 def test_pipeline_config_errors_are_one_line(tmp_path, capsys, text, expected):
     config = tmp_path / "run.toml"

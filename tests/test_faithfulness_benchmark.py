@@ -274,6 +274,7 @@ def test_tiny_benchmark_writes_its_tables(tmp_path):
     assert summary["config"]["workers"] == 2 and "workers = 2" in run_config
 
 
+@pytest.mark.e2e
 def test_benchmark_resumes_in_its_own_folder(tmp_path, monkeypatch):
     config = tiny_faithfulness_config()
     run_faithfulness(config, tmp_path, device="cpu", progress=False)

@@ -25,7 +25,7 @@ def test_written_cub_config_is_valid_and_reads_cub_beside_it(name, tmp_path, cap
     assert config.dataset.source == "cub"
     # a relative root is relative to the written file: the unpacked folder beside it
     assert Path(config.dataset.root) == tmp_path.resolve() / "CUB_200_2011"
-    assert config.train["model"]["backbone"] == PAPER[name]
+    assert config.train.model.backbone == PAPER[name]
     assert f"protoexplain run {name}.toml" in out.read_text(encoding="utf-8")
 
 

@@ -65,6 +65,7 @@ def test_the_wheel_declares_ranges_for_torch():
     assert "torch==2.14.1" in constraints and "torchvision==0.29.1" in constraints
 
 
+@pytest.mark.e2e  # builds a wheel and a fresh venv: about 35 s
 def test_installed_wheel_holds_the_configs_and_runs_the_first_step(installed, tmp_path):
     package = Path(_run(installed / "python", "-c",
                         "import protoexplain; print(protoexplain.__file__)").strip()).parent
@@ -85,6 +86,7 @@ def test_installed_wheel_holds_the_configs_and_runs_the_first_step(installed, tm
         assert len(classes) == 8 and all(len(list(c.glob("*.png"))) == 1 for c in classes)
 
 
+@pytest.mark.e2e  # builds a wheel and a fresh venv: about 35 s
 def test_wheel_metadata_names_the_tensorboard_extra(installed):
     dist = next(installed.parent.glob("lib/python*/site-packages/protoexplain-*.dist-info"))
     metadata = (dist / "METADATA").read_text(encoding="utf-8")

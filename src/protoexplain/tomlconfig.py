@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 import typing
@@ -63,4 +64,71 @@ def from_dict(cls: type[T], data: dict[str, Any], source: str, prefix: str = "")
             kwargs[key] = from_dict(kind, value, source, f"{name}.")
         else:
             kwargs[key] = _check_value(value, kind, name, source)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except UserError as error:  # a config that checks itself on construction
+        section = f" [{prefix.rstrip('.')}]" if prefix else ""
+        raise UserError(f"{source}{section}: {error}") from None
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A dataclass field with its one-line description: the comment in a written TOML file and
+    the help of the command-line option made from it (:func:`field_doc`). A list or table field
+    is ``field(default_factory=..., metadata={"doc": ...})``."""
+    return dataclasses.field(default=default, metadata={"doc": doc})
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    for item in dataclasses.fields(cls):
+        if item.name == name:
+            return item
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+def field_default(cls: type, name: str) -> Any:
+    """The default value of dataclass ``cls``'s field ``name`` (a fresh one for mutable ones)."""
+    item = _field(cls, name)
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default
+
+
+def field_doc(cls: type, name: str) -> str:
+    """The description :func:`setting` gave field ``name`` of ``cls``."""
+    return _field(cls, name).metadata["doc"]
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as a TOML value (inline tables for dictionaries)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items())
+        return "{ " + items + " }" if items else "{}"
+    return json.dumps(value)
+
+
+def dump_toml(config: Any, header: str = "") -> str:
+    """TOML text of dataclass ``config`` (one level of nested tables), each key commented with its
+    :func:`setting` description; readable back with :func:`from_dict`."""
+    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+    tables = []
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if dataclasses.is_dataclass(value):
+            tables.append((item.name, value))
+        else:
+            lines.append(_key_line(item, value))
+    for name, table in tables:
+        lines += ["", f"# {type(table).__doc__}", f"[{name}]"]
+        lines += [_key_line(item, getattr(table, item.name)) for item in dataclasses.fields(table)]
+    return "\n".join(lines) + "\n"
+
+
+def _key_line(item: dataclasses.Field, value: Any) -> str:
+    doc = item.metadata.get("doc")
+    return f"{item.name} = {toml_value(value)}" + (f"  # {doc}" if doc else "")

@@ -20,6 +20,21 @@ from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, write_json
 from protoexplain.models import PrototypeModel, model_device
 from protoexplain.progress import progress_bar
+from protoexplain.tomlconfig import setting
+
+
+@dataclass
+class EvaluateConfig:
+    """Settings of the evaluate step (``protoexplain evaluate``, the pipeline's ``[evaluate]``)."""
+
+    batch_size: int = setting(100, "images per batch")
+    workers: int = setting(0, "data-loading worker processes")
+
+    def check(self) -> None:
+        """Raise :class:`UserError` for values that cannot work."""
+        if self.batch_size < 1 or self.workers < 0:
+            raise UserError(f"batch-size must be at least 1 and workers 0 or more (got "
+                            f"{self.batch_size}, {self.workers})")
 
 
 @dataclass

@@ -27,13 +27,31 @@ from protoexplain.fileio import atomic_open
 from protoexplain.imaging import heatmap_overlay
 from protoexplain.models import PrototypeModel, model_device
 from protoexplain.models.nearness import nearness_to_similarity
+from protoexplain.outputs import locked_output
 from protoexplain.progress import progress_bar
+from protoexplain.tomlconfig import setting
 from protoexplain.training import find_nearest_patches
 
 NEAREST_COLUMNS = [
     "prototype", "prototype_class", "rank", "image", "image_index", "image_class",
     "distance", "cell_h", "cell_w", "h0", "h1", "w0", "w1",
 ]
+
+
+@dataclass
+class NearestConfig:
+    """Settings of the nearest step (``protoexplain nearest``, the pipeline's ``[nearest]``)."""
+
+    k: int = setting(5, "nearest images per prototype")
+    images: bool = setting(True, "write each neighbour's patch and heatmap beside nearest.csv")
+    batch_size: int = setting(75, "images per batch")
+    workers: int = setting(0, "data-loading worker processes")
+
+    def check(self) -> None:
+        """Raise :class:`UserError` for values that cannot work."""
+        if min(self.k, self.batch_size) < 1 or self.workers < 0:
+            raise UserError(f"k and batch-size must be at least 1 and workers 0 or more (got k="
+                            f"{self.k}, batch-size={self.batch_size}, workers={self.workers})")
 
 
 @dataclass
@@ -154,3 +172,19 @@ def save_nearest(table: pd.DataFrame, out_dir: str | Path) -> Path:
     with atomic_open(path, "w", newline="") as handle:
         table.to_csv(handle, index=False)
     return path
+
+
+def write_nearest(
+    model: PrototypeModel, dataset: ImageFolderDataset, out_dir: str | Path,
+    config: NearestConfig, *, progress: bool = False,
+) -> tuple[pd.DataFrame, Path]:
+    """Find every prototype's ``config.k`` nearest images of ``dataset`` and write them into
+    ``out_dir`` (locked; what an earlier run left there is replaced); the table and its path."""
+    config.check()
+    neighbours = find_neighbours(model, dataset, config.k, batch_size=config.batch_size,
+                                 workers=config.workers, progress=progress)
+    with locked_output(out_dir, "nearest"):
+        remove_nearest_images(out_dir)
+        table = nearest_table(model, dataset, neighbours, out_dir if config.images else None,
+                              progress=progress)
+        return table, save_nearest(table, out_dir)

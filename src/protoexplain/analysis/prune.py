@@ -22,6 +22,7 @@ from protoexplain.analysis.nearest import Neighbours, find_neighbours, open_data
 from protoexplain.errors import UserError
 from protoexplain.fileio import atomic_open, atomic_path
 from protoexplain.models import ProtoPNet, load_model, model_metadata, require_protopnet, save_model
+from protoexplain.tomlconfig import setting
 from protoexplain.training import train_last_layer
 
 REPORT_COLUMNS = ["prototype", "prototype_class", "kept", "own_class_neighbours", "k", "tau",
@@ -113,19 +114,22 @@ def save_prune_report(report: pd.DataFrame, out_dir: str | Path) -> Path:
 class PruneConfig:
     """Pruning settings (original: k = 6, τ = 3, 100 last-layer epochs at lr 1e-4)."""
 
-    k: int = 6
-    tau: int = 3
-    last_layer_epochs: int = 100
-    lr: float = 1e-4
-    batch_size: int = 75
-    seed: int = 0
-    workers: int = 0
+    k: int = setting(6, "nearest images inspected per prototype")
+    tau: int = setting(3, "minimum own-class images among them to keep a prototype")
+    last_layer_epochs: int = setting(100, "last-layer epochs after pruning (0 skips)")
+    lr: float = setting(1e-4, "last-layer learning rate")
+    batch_size: int = setting(75, "images per batch")
+    seed: int = setting(0, "seed of the last-layer epochs")
+    workers: int = setting(0, "data-loading worker processes")
 
     def __post_init__(self) -> None:
-        if self.k < 1 or not 0 <= self.tau <= self.k:
-            raise UserError(f"need k ≥ 1 and 0 ≤ τ ≤ k (got k={self.k}, τ={self.tau})")
+        if self.k < 1:
+            raise UserError(f"k must be at least 1, got {self.k}")
+        if not 0 <= self.tau <= self.k:
+            raise UserError(f"tau (τ = {self.tau}) must be between 0 and k ({self.k}), the "
+                            "nearest images it counts among")
         if self.last_layer_epochs < 0:
-            raise UserError("--last-layer-epochs must be 0 or more")
+            raise UserError("last-layer-epochs must be 0 or more")
 
 
 def prune_model_folder(

@@ -15,7 +15,7 @@ import math
 import os
 import platform
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +31,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from protoexplain import __version__
-from protoexplain.choices import EXPLAIN_MODES, MODIFY_AT
 from protoexplain.data import ImageFolderDataset, eval_transform, make_loader
 from protoexplain.device import resolve_device
 from protoexplain.errors import UserError
 from protoexplain.explain import stats
+from protoexplain.explain.config import ExplainConfig
+from protoexplain.explain.families.calibration import calibrated_config
 from protoexplain.explain.finished import is_already_complete
 from protoexplain.explain.inputs import (
     VersionedImages,
@@ -59,45 +60,10 @@ from protoexplain.progress import progress_bar
 PARTS_DIR = "parts"
 
 
-@dataclass
-class ExplainConfig:
-    """Settings of one explanation run (see ``protoexplain explain --help``)."""
-
-    modifications: list[str] | None = None
-    strengths: dict[str, list[float]] = field(default_factory=dict)
-    family: str = DEFAULT_FAMILY
-    mode: str = "faithful"
-    modify_at: str = "native"
-    batch_size: int = 32
-    workers: int = 0
-    device: str = "auto"
-    local_top_k: int | None = None
-    max_images: int | None = None
-    bootstrap: int = 200
-    seed: int = 0
-    chunk_images: int = 512
-    progress: bool = True
-
-    def check(self) -> None:
-        """Raise :class:`UserError` for values that cannot work."""
-        if self.mode not in EXPLAIN_MODES:
-            raise UserError(f"unknown mode {self.mode!r}; use faithful or fast")
-        if self.modify_at not in MODIFY_AT:
-            raise UserError(f"unknown modify-at {self.modify_at!r}; use native or model")
-        for name in ("batch_size", "chunk_images"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{name.replace('_', '-')} must be at least 1")
-        if self.workers < 0 or self.bootstrap < 0:
-            raise UserError("workers and bootstrap must not be negative")
-        if self.local_top_k is not None and self.local_top_k < 1:
-            raise UserError("local-top-k must be at least 1")
-        if self.max_images is not None and self.max_images < 1:
-            raise UserError("max-images must be at least 1")
-
-
 def select_indices(total: int, max_images: int | None) -> np.ndarray:
-    """All indices, or ``max_images`` spread evenly over the dataset (covers every class)."""
-    if max_images is None or max_images >= total:
+    """All indices, or ``max_images`` spread evenly over the dataset (covers every class); 0 or
+    None: all."""
+    if not max_images or max_images >= total:
         return np.arange(total)
     return np.unique(np.linspace(0, total - 1, max_images).round().astype(np.int64))
 
@@ -138,7 +104,7 @@ class _Plan:
 
 def _plan(model: PrototypeModel, dataset, config: ExplainConfig, extra: dict[str, Any]) -> _Plan:
     config.check()
-    settings = resolve_settings(config.modifications, config.strengths, config.family)
+    settings = resolve_settings(config.modifications or None, config.strengths, config.family)
     missing = [s.name for s in settings if s.modification.apply_batch is None]
     if config.mode == "fast" and missing:
         raise UserError(f"modifications {missing} have no batched version; use --mode faithful")
@@ -160,7 +126,7 @@ def _plan(model: PrototypeModel, dataset, config: ExplainConfig, extra: dict[str
         "modify_at": "model" if config.mode == "fast" else config.modify_at,
         "n_images": len(indices),
         "n_prototypes": int(model.num_prototypes),
-        "local_top_k": config.local_top_k,
+        "local_top_k": config.local_top_k or None,
         "bootstrap_replicates": config.bootstrap,
         "bootstrap": "Poisson(1) weights per image, seeded by (seed, image index)",
         "seed": config.seed,
@@ -292,7 +258,7 @@ def _compute_shard(
                     prototype_class,
                     names,
                     strengths,
-                    config.local_top_k,
+                    config.local_top_k or None,
                 )
             )
             bar.update(len(indices))
@@ -416,13 +382,19 @@ def run_explain(
     computes its chunks; rank 0 then writes the outputs and returns the result (others: None).
     A finished explanation with the same settings is returned as it is; one with other settings
     is refused unless ``overwrite``. Rank 0 holds the lock on ``out_dir`` throughout.
+    ``config.calibrate`` (a ΔE) replaces the strengths by calibrated ones, recorded in
+    ``explain.json``; ``config.on_error`` is for whoever opens ``dataset``.
     """
     config = config or ExplainConfig()
+    config.check()
     out_dir = Path(out_dir)
     default_rank, default_world = _rank_world()
     rank = default_rank if rank is None else rank
     world = default_world if world_size is None else world_size
     extra = {"data_root": str(getattr(dataset, "root", "")), **(describe or {})}
+    if config.calibrate:
+        config, extra["calibration"] = calibrated_config(
+            config, dataset, model.input_spec.image_size)
     plan = _plan(model, dataset, config, extra)
     # only rank 0 reads it; under torchrun the other ranks may get here before the split that
     # --compare-with names has been finalised by rank 0

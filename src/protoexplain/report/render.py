@@ -21,6 +21,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader
 from markupsafe import Markup
 
+from protoexplain.device import resolve_device
 from protoexplain.fileio import atomic_open
 from protoexplain.models import load_model
 from protoexplain.models.checkpoint import read_model_description
@@ -37,6 +38,7 @@ from protoexplain.report.inputs import (
     read_training_log,
 )
 from protoexplain.report.jobs import prototype_job, run_jobs
+from protoexplain.report.options import ReportOptions
 from protoexplain.report.prototypes import (
     IMAGES,
     THUMBS,
@@ -51,23 +53,6 @@ from protoexplain.report.prototypes import (
 from protoexplain.report.summary import misclassified_view, summary_figures
 
 FIGURES = "figures"
-
-
-@dataclass
-class ReportOptions:
-    """How much to render and how."""
-
-    max_prototype_pages: int | None = None
-    local_images: int = 8
-    local_top_k: int = 3
-    nearest_k: int = 5
-    misclassified: int = 100
-    formats: tuple[str, ...] = ("png", "svg")
-    workers: int = 1
-    latent_ratio: float = 0.1
-    explanation_cosine: float = 0.9
-    seed: int = 0
-    device: str = "cpu"
 
 
 @dataclass
@@ -133,6 +118,7 @@ def build_report(
 ) -> ReportSummary:
     """Write the report for ``inputs`` into ``out_dir``; return what was written."""
     options = options or ReportOptions()
+    options.check()
     out = Path(out_dir)
     for sub in (FIGURES, THUMBS, IMAGES, "prototypes"):
         (out / sub).mkdir(parents=True, exist_ok=True)
@@ -163,7 +149,7 @@ def build_report(
     images_of = {s: int(t["n_images"].max()) if len(t) else 0 for s, t in split_scores.items()}
 
     order = list(range(count))
-    if options.max_prototype_pages is not None:
+    if options.max_prototype_pages:
         ranked = dominant["dominant_score"].reindex(order).fillna(-np.inf)
         order = sorted(order, key=lambda j: (-ranked[j], j))[: options.max_prototype_pages]
     with_page = set(order)
@@ -324,7 +310,8 @@ def _local_examples(
     root = (inputs.images_dir
             or localexp.data_root_of(read_optional_json(explain_dir / "explain.json"), inputs.root)
             or next((d for d in (inputs.root / "data" / split,) if d.is_dir()), None))
-    localexp.locate_patches(load_model(inputs.model_dir), examples, root, options.device)
+    localexp.locate_patches(load_model(inputs.model_dir), examples, root,
+                            resolve_device(options.device))
     return split, examples
 
 

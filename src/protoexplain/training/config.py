@@ -8,145 +8,141 @@ are resolved against the config file's folder. :func:`dump_config` writes a comm
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from protoexplain.errors import UserError
-from protoexplain.tomlconfig import from_dict, read_toml
-
-
-def _f(default: Any, doc: str) -> Any:
-    """A dataclass field with a comment for the TOML dump."""
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata={"doc": doc})
-    return field(default=default, metadata={"doc": doc})
+from protoexplain.tomlconfig import dump_toml, from_dict, read_toml, setting
 
 
 @dataclass
 class DataConfig:
     """Where the images are and how training images are augmented."""
 
-    train: str = _f("", "training images, ImageFolder layout root/<class>/<image> (cropped CUB)")
-    test: str = _f("", "test images (reported every epoch, never used to select checkpoints)")
-    push: str = _f("", "push images (un-augmented); empty = the training images minus validation")
-    train_augmented: str = _f("", "offline-augmented training folder (augmentation = offline)")
-    augmentation: str = _f("online", "none | online (original pipelines on the fly) | offline")
-    validation_fraction: float = _f(0.1, "share of training images held out to select 'best/'")
-    workers: int = _f(0, "data-loader worker processes")
+    train: str = setting(
+        "", "training images, ImageFolder layout root/<class>/<image> (cropped CUB)")
+    test: str = setting("", "test images (reported every epoch, never used to select checkpoints)")
+    push: str = setting(
+        "", "push images (un-augmented); empty = the training images minus validation")
+    train_augmented: str = setting("", "offline-augmented training folder (augmentation = offline)")
+    augmentation: str = setting("online", "none | online (original pipelines on the fly) | offline")
+    validation_fraction: float = setting(0.1, "share of training images held out to select 'best/'")
+    workers: int = setting(0, "data-loader worker processes")
 
 
 @dataclass
 class ModelConfig:
     """The architecture: ProtoPNet (method §2) or PIP-Net (docs/pipnet.md)."""
 
-    architecture: str = _f("protopnet", "protopnet | pipnet (then see [pipnet])")
-    backbone: str = _f("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn; PIP-Net: "
+    architecture: str = setting("protopnet", "protopnet | pipnet (then see [pipnet])")
+    backbone: str = setting("resnet34", "trunk: vgg*, resnet*, densenet*, small_cnn; PIP-Net: "
                        "resnet18, resnet50, convnext_tiny_26, convnext_tiny_13, small_cnn")
-    weights: str = _f("imagenet", "imagenet (torch cache), none, or a local weight file")
-    image_size: int = _f(224, "input size in pixels (plain square resize)")
-    prototypes_per_class: int = _f(10, "prototypes per class (P = this × classes)")
-    prototype_depth: int = _f(128, "prototype depth D")
-    add_on: str = _f("bottleneck", "add-on layers: bottleneck (original) | regular")
-    activation: str = _f("log", "similarity: log = log((d+1)/(d+eps)) | linear = -d")
-    epsilon: float = _f(1e-4, "epsilon of the log similarity")
-    num_prototypes: int = _f(0, "PIP-Net prototypes; 0 = one per trunk channel (published)")
+    weights: str = setting("imagenet", "imagenet (torch cache), none, or a local weight file")
+    image_size: int = setting(224, "input size in pixels (plain square resize)")
+    prototypes_per_class: int = setting(10, "prototypes per class (P = this × classes)")
+    prototype_depth: int = setting(128, "prototype depth D")
+    add_on: str = setting("bottleneck", "add-on layers: bottleneck (original) | regular")
+    activation: str = setting("log", "similarity: log = log((d+1)/(d+eps)) | linear = -d")
+    epsilon: float = setting(1e-4, "epsilon of the log similarity")
+    num_prototypes: int = setting(0, "PIP-Net prototypes; 0 = one per trunk channel (published)")
 
 
 @dataclass
 class BatchConfig:
     """Global batch sizes (split evenly over processes under torchrun)."""
 
-    train: int = _f(80, "training batch size")
-    test: int = _f(100, "evaluation batch size")
-    push: int = _f(75, "push batch size")
+    train: int = setting(80, "training batch size")
+    test: int = setting(100, "evaluation batch size")
+    push: int = setting(75, "push batch size")
 
 
 @dataclass
 class LossConfig:
     """Coefficients of loss = ce·CE + cluster·Clst + separation·Sep + l1·L1(wrong class)."""
 
-    cross_entropy: float = _f(1.0, "cross-entropy")
-    cluster: float = _f(0.8, "cluster cost (min distance to an own-class prototype)")
-    separation: float = _f(-0.08, "separation cost (min distance to another class's prototype)")
-    l1: float = _f(1e-4, "L1 of the last layer's wrong-class connections")
+    cross_entropy: float = setting(1.0, "cross-entropy")
+    cluster: float = setting(0.8, "cluster cost (min distance to an own-class prototype)")
+    separation: float = setting(
+        -0.08, "separation cost (min distance to another class's prototype)")
+    l1: float = setting(1e-4, "L1 of the last layer's wrong-class connections")
 
 
 @dataclass
 class ScheduleConfig:
     """How many epochs of which phase, and when to push (method §3)."""
 
-    epochs: int = _f(31, "training epochs (warm-up + joint), counted from 0")
-    warm_epochs: int = _f(5, "first epochs train only add-on layers and prototypes")
-    push_start: int = _f(10, "first push after this epoch")
-    push_every: int = _f(10, "then push every this many epochs")
-    push_at_end: bool = _f(True, "also push after the last epoch when it is not a push epoch")
-    last_layer_epochs: int = _f(20, "last-layer epochs after each push (not for linear)")
-    push_images: str = _f("every", "prototype PNGs at every push | last (records only before "
-                          "the last push: faster)")
+    epochs: int = setting(31, "training epochs (warm-up + joint), counted from 0")
+    warm_epochs: int = setting(5, "first epochs train only add-on layers and prototypes")
+    push_start: int = setting(10, "first push after this epoch")
+    push_every: int = setting(10, "then push every this many epochs")
+    push_at_end: bool = setting(True, "also push after the last epoch when it is not a push epoch")
+    last_layer_epochs: int = setting(20, "last-layer epochs after each push (not for linear)")
+    push_images: str = setting("every", "prototype PNGs at every push | last (records only "
+                               "before the last push: faster)")
 
 
 @dataclass
 class WarmConfig:
     """Warm-up optimiser (Adam): trunk frozen."""
 
-    add_on_lr: float = _f(3e-3, "add-on learning rate")
-    add_on_weight_decay: float = _f(1e-3, "add-on weight decay")
-    prototypes_lr: float = _f(3e-3, "prototype learning rate")
+    add_on_lr: float = setting(3e-3, "add-on learning rate")
+    add_on_weight_decay: float = setting(1e-3, "add-on weight decay")
+    prototypes_lr: float = setting(3e-3, "prototype learning rate")
 
 
 @dataclass
 class JointConfig:
     """Joint optimiser (Adam) and its StepLR, stepped before each joint epoch as the original."""
 
-    features_lr: float = _f(1e-4, "trunk learning rate")
-    features_weight_decay: float = _f(1e-3, "trunk weight decay")
-    add_on_lr: float = _f(3e-3, "add-on learning rate")
-    add_on_weight_decay: float = _f(1e-3, "add-on weight decay")
-    prototypes_lr: float = _f(3e-3, "prototype learning rate")
-    lr_step: int = _f(5, "StepLR step size (decays land at epochs 9, 14, 19, … by default)")
-    lr_gamma: float = _f(0.1, "StepLR factor")
+    features_lr: float = setting(1e-4, "trunk learning rate")
+    features_weight_decay: float = setting(1e-3, "trunk weight decay")
+    add_on_lr: float = setting(3e-3, "add-on learning rate")
+    add_on_weight_decay: float = setting(1e-3, "add-on weight decay")
+    prototypes_lr: float = setting(3e-3, "prototype learning rate")
+    lr_step: int = setting(5, "StepLR step size (decays land at epochs 9, 14, 19, … by default)")
+    lr_gamma: float = setting(0.1, "StepLR factor")
 
 
 @dataclass
 class LastLayerConfig:
     """Last-layer optimiser (Adam)."""
 
-    lr: float = _f(1e-4, "last-layer learning rate")
+    lr: float = setting(1e-4, "last-layer learning rate")
 
 
 @dataclass
 class PIPNetConfig:
     """PIP-Net's phases (published CUB settings): pre-training, then training."""
 
-    pretrain_epochs: int = _f(10, "pre-training epochs (alignment + tanh losses, no classifier)")
-    epochs: int = _f(60, "training epochs after pre-training")
-    finetune_epochs: int = _f(3, "first training epochs: only the classifier trains")
-    freeze_epochs: int = _f(10, "training epochs (from the first) with the trunk frozen")
-    pretrain_batch: int = _f(128, "pre-training batch size (two views of each image)")
-    trunk_lr: float = _f(5e-4, "trunk learning rate")
-    add_on_lr: float = _f(5e-3, "add-on learning rate (ten times the trunk's, as published)")
-    classifier_lr: float = _f(0.05, "classifier learning rate")
-    weight_decay: float = _f(0.0, "weight decay of trunk and add-on")
+    pretrain_epochs: int = setting(
+        10, "pre-training epochs (alignment + tanh losses, no classifier)")
+    epochs: int = setting(60, "training epochs after pre-training")
+    finetune_epochs: int = setting(3, "first training epochs: only the classifier trains")
+    freeze_epochs: int = setting(10, "training epochs (from the first) with the trunk frozen")
+    pretrain_batch: int = setting(128, "pre-training batch size (two views of each image)")
+    trunk_lr: float = setting(5e-4, "trunk learning rate")
+    add_on_lr: float = setting(5e-3, "add-on learning rate (ten times the trunk's, as published)")
+    classifier_lr: float = setting(0.05, "classifier learning rate")
+    weight_decay: float = setting(0.0, "weight decay of trunk and add-on")
 
 
 @dataclass
 class DeviceConfig:
     """Where and how to compute (the --device option overrides ``name``)."""
 
-    name: str = _f("auto", "auto | cpu | cuda | cuda:N")
-    bf16: bool = _f(True, "bf16 autocast for training steps on CUDA (ignored on CPU)")
-    channels_last: bool = _f(True, "channels-last memory format on CUDA (ignored on CPU)")
+    name: str = setting("auto", "auto | cpu | cuda | cuda:N")
+    bf16: bool = setting(True, "bf16 autocast for training steps on CUDA (ignored on CPU)")
+    channels_last: bool = setting(True, "channels-last memory format on CUDA (ignored on CPU)")
 
 
 @dataclass
 class RunConfig:
     """A whole training run."""
 
-    seed: int = _f(0, "seed of initialisation, shuffling, augmentation and validation split")
+    seed: int = setting(0, "seed of initialisation, shuffling, augmentation and validation split")
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     batch: BatchConfig = field(default_factory=BatchConfig)
@@ -248,30 +244,9 @@ def resolve_paths(config: RunConfig, base: str | os.PathLike) -> RunConfig:
     return config
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    return json.dumps(value)
-
-
 def dump_config(config: RunConfig, header: str = "") -> str:
     """TOML text of ``config`` with one comment per key (readable back by :func:`load_config`)."""
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    sections = []
-    for item in fields(config):
-        value = getattr(config, item.name)
-        if dataclasses.is_dataclass(value):
-            sections.append((item.name, value))
-        else:
-            lines.append(f"{item.name} = {_toml_value(value)}  # {item.metadata['doc']}")
-    for name, section in sections:
-        lines += ["", f"# {type(section).__doc__}", f"[{name}]"]
-        for sub in fields(section):
-            value = _toml_value(getattr(section, sub.name))
-            lines.append(f"{sub.name} = {value}  # {sub.metadata['doc']}")
-    return "\n".join(lines) + "\n"
+    return dump_toml(config, header)
 
 
 def default_config_text() -> str:

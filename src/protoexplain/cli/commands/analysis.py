@@ -6,7 +6,15 @@ import argparse
 import json
 from pathlib import Path
 
-from protoexplain.cli.arguments import non_negative_int, positive_int
+from protoexplain.analysis.evaluate import EvaluateConfig
+from protoexplain.analysis.nearest import NearestConfig
+from protoexplain.analysis.prune import PruneConfig
+from protoexplain.cli.arguments import (
+    add_setting,
+    config_from_args,
+    non_negative_int,
+    positive_int,
+)
 from protoexplain.errors import UserError
 
 ORDER = 50
@@ -40,49 +48,31 @@ def _analyze_image(args: argparse.Namespace) -> int:
 
 
 def _nearest(args: argparse.Namespace) -> int:
-    from protoexplain.analysis.nearest import (
-        find_neighbours,
-        nearest_table,
-        open_dataset,
-        remove_nearest_images,
-        save_nearest,
-    )
+    from protoexplain.analysis.nearest import open_dataset, write_nearest
     from protoexplain.device import resolve_device
     from protoexplain.models import load_model
-    from protoexplain.outputs import locked_output
 
-    device = resolve_device(args.device)
-    model = load_model(args.model_dir, device=device)
+    config = config_from_args(NearestConfig, args)
+    model = load_model(args.model_dir, device=resolve_device(args.device))
     dataset = open_dataset(model, args.data_dir)
-    neighbours = find_neighbours(
-        model, dataset, args.k, batch_size=args.batch_size, workers=args.workers, progress=True
-    )
     out = args.out or Path(f"nearest-{Path(args.data_dir).name}")
-    with locked_output(out, "nearest"):
-        remove_nearest_images(out)
-        table = nearest_table(
-            model, dataset, neighbours, None if args.no_images else out, progress=True
-        )
-        path = save_nearest(table, out)
+    table, path = write_nearest(model, dataset, out, config, progress=True)
     own = (table["image_class"] == table["prototype_class"]).mean() if len(table) else 0.0
-    pictures = "" if args.no_images else f" and {2 * len(table)} images"
+    pictures = f" and {2 * len(table)} images" if config.images else ""
     print(
-        f"{model.num_prototypes} prototypes × {args.k} nearest of {len(dataset)} images; "
+        f"{model.num_prototypes} prototypes × {config.k} nearest of {len(dataset)} images; "
         f"{own:.1%} of the neighbours share the prototype's class\nwrote {path}{pictures}"
     )
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
-    from protoexplain.analysis.prune import PruneConfig, prune_model_folder
+    from protoexplain.analysis.prune import prune_model_folder
     from protoexplain.device import resolve_device
     from protoexplain.outputs import locked_output
 
     device = resolve_device(args.device)
-    config = PruneConfig(
-        k=args.k, tau=args.tau, last_layer_epochs=args.last_layer_epochs, lr=args.lr,
-        batch_size=args.batch_size, seed=args.seed, workers=args.workers,
-    )
+    config = config_from_args(PruneConfig, args)
     out = args.out or Path(f"{Path(args.model_dir).resolve()}-pruned")
     with locked_output(out, "prune"):
         report = prune_model_folder(
@@ -111,9 +101,10 @@ def _evaluate(args: argparse.Namespace) -> int:
         raise UserError("evaluate needs MODEL_DIR [MODEL_DIR …] DATA_DIR: give at least one model")
     device = resolve_device(args.device)
     models = [load_model(path, device=device) for path in model_dirs]
+    config = config_from_args(EvaluateConfig, args)
     evaluation = evaluate_models(
-        models, data_dir, names=[str(p) for p in model_dirs], batch_size=args.batch_size,
-        workers=args.workers, progress=True,
+        models, data_dir, names=[str(p) for p in model_dirs], batch_size=config.batch_size,
+        workers=config.workers, progress=True,
     )
     with locked_output(args.out, "evaluate"):
         result = save_evaluation(evaluation, args.out)
@@ -128,12 +119,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_common(parser: argparse.ArgumentParser, batch_size: int) -> None:
+def _add_common(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """``--device`` and the step config's ``--batch-size`` and ``--workers``."""
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
-                        help=f"images per batch (default {batch_size})")
-    parser.add_argument("--workers", type=non_negative_int, default=0,
-                        help="data-loading worker processes (default 0)")
+    add_setting(parser, config_class, "batch_size", type=positive_int)
+    add_setting(parser, config_class, "workers", type=non_negative_int)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -182,12 +172,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", type=Path, help="model folder")
     parser.add_argument("data_dir", type=Path, help="image folder (root/<class>/<image>)")
-    parser.add_argument("--k", type=positive_int, default=5,
-                        help="nearest images per prototype (default 5)")
+    add_setting(parser, NearestConfig, "k", type=positive_int)
     parser.add_argument("--out", type=Path,
                         help="output folder (default: nearest-<data folder name>)")
-    parser.add_argument("--no-images", action="store_true", help="write nearest.csv only")
-    _add_common(parser, 75)
+    parser.add_argument("--no-images", dest="images", action="store_false",
+                        help="write nearest.csv only, without each neighbour's patch and heatmap")
+    _add_common(parser, NearestConfig)
     parser.set_defaults(func=_nearest)
 
     parser = subparsers.add_parser(
@@ -203,19 +193,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model_dir", type=Path, help="model folder")
     parser.add_argument("push_data", type=Path, help="un-augmented training images (push set)")
-    parser.add_argument("--k", type=positive_int, default=6,
-                        help="nearest images inspected (default 6)")
-    parser.add_argument("--tau", type=non_negative_int, default=3,
-                        help="minimum own-class images among them to keep a prototype (default 3)")
-    parser.add_argument("--last-layer-epochs", type=non_negative_int, default=100,
-                        help="last-layer epochs after pruning (default 100; 0 skips)")
-    parser.add_argument("--lr", type=float, default=1e-4, help="last-layer learning rate")
+    add_setting(parser, PruneConfig, "k", type=positive_int)
+    add_setting(parser, PruneConfig, "tau", type=non_negative_int)
+    add_setting(parser, PruneConfig, "last_layer_epochs", type=non_negative_int)
+    add_setting(parser, PruneConfig, "lr", type=float)
     parser.add_argument("--train-data", type=Path,
                         help="images for the last-layer epochs (default: PUSH_DATA)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the last-layer epochs")
+    add_setting(parser, PruneConfig, "seed", type=int)
     parser.add_argument("--out", type=Path,
                         help="new model folder (default: <MODEL_DIR>-pruned)")
-    _add_common(parser, 75)
+    _add_common(parser, PruneConfig)
     parser.set_defaults(func=_prune)
 
     parser = subparsers.add_parser(
@@ -232,5 +219,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="MODEL_DIR [MODEL_DIR …] DATA_DIR")
     parser.add_argument("--out", type=Path, default=Path("evaluation"),
                         help="output folder (default: evaluation)")
-    _add_common(parser, 100)
+    _add_common(parser, EvaluateConfig)
     parser.set_defaults(func=_evaluate)

@@ -59,7 +59,7 @@ def _demo(args: argparse.Namespace) -> int:
             handle.write(packaged_config_text("demo"))
     config, _ = load_pipeline_config(config_copy)
     print(f"protoexplain demo: synthetic '{config.dataset.preset}' birds, "
-          f"{config.train['model']['backbone']} backbone, everything on {device}; "
+          f"{config.train.model.backbone} backbone, everything on {device}; "
           f"config: {config_copy}")
     started = time.perf_counter()
     with locked_output(run_dir, "demo"):

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from protoexplain.cli.arguments import non_negative_int, positive_int
-from protoexplain.errors import UserError
+from protoexplain.cli.arguments import (
+    add_setting,
+    config_from_args,
+    non_negative_int,
+    positive_int,
+)
+from protoexplain.report.options import FIGURE_FORMATS, ReportOptions
 
 ORDER = 60
 
@@ -18,6 +24,29 @@ def _split_dir(text: str) -> tuple[str, str]:
             f"expected SPLIT=DIR (e.g. test=runs/x/explain/test), got {text!r}"
         )
     return split, path
+
+
+def _formats(text: str) -> list[str]:
+    formats = [f.strip() for f in text.split(",") if f.strip()]
+    if not formats or set(formats) - set(FIGURE_FORMATS):
+        raise argparse.ArgumentTypeError(f"{text!r}: use png, svg or png,svg")
+    return formats
+
+
+#: The options of ``report`` made from :class:`ReportOptions` fields, with their argparse extras.
+_REPORT_OPTIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("max_prototype_pages", {"type": non_negative_int, "metavar": "N"}),
+    ("local_images", {"type": non_negative_int, "metavar": "N"}),
+    ("local_top_k", {"type": positive_int, "metavar": "K"}),
+    ("nearest_k", {"type": positive_int, "metavar": "K"}),
+    ("misclassified", {"type": non_negative_int, "metavar": "N"}),
+    ("formats", {"type": _formats, "metavar": "png,svg"}),
+    ("workers", {"type": non_negative_int}),
+    ("latent_ratio", {"type": float}),
+    ("explanation_cosine", {"type": float}),
+    ("device", {}),
+    ("seed", {"type": int}),
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,55 +81,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="data folder of the explained test split, to show sample images (default: the folder "
              "explain.json names, else RUN_DIR/data/<split>)",
     )
-    parser.add_argument(
-        "--max-prototype-pages", type=int, metavar="N",
-        help="write pages (and figures) for at most N prototypes, those with the largest dominant "
-             "score first (default: every prototype); the table always lists all",
-    )
-    parser.add_argument("--local-images", type=non_negative_int, default=8, metavar="N",
-                        help="sample images with local explanation panels (default 8; 0: none)")
-    parser.add_argument("--local-top-k", type=positive_int, default=3, metavar="K",
-                        help="most similar prototypes shown per sample image (default 3)")
-    parser.add_argument("--misclassified", type=non_negative_int, default=100, metavar="N",
-                        help="misclassified test images listed, most confident first (default "
-                             "100; needs evaluate's predictions.csv)")
-    parser.add_argument("--formats", default="png,svg",
-                        help="formats of the overview's figures, comma separated: png, svg "
-                             "(default png,svg; prototype pages draw inline SVG)")
-    parser.add_argument("--workers", type=non_negative_int, default=0,
-                        help="threads making the prototypes' image files (default 0: all in "
-                             "this thread)")
-    parser.add_argument("--device", default="auto",
-                        help="device for locating patches of sample images: auto (default), cpu, "
-                        "cuda or cuda:N")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the image sample")
+    for name, extra in _REPORT_OPTIONS:
+        add_setting(parser, ReportOptions, name, **extra)
     parser.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
     """Locate the run's inputs and write the report; the exit status."""
-    from protoexplain.device import resolve_device
     from protoexplain.outputs import locked_output
     from protoexplain.report.inputs import locate_inputs
-    from protoexplain.report.render import ReportOptions, build_report
+    from protoexplain.report.render import build_report
 
-    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
-    if not formats or set(formats) - {"png", "svg"}:
-        raise UserError(f"--formats {args.formats!r}: use png, svg or png,svg")
-    if args.max_prototype_pages is not None and args.max_prototype_pages < 0:
-        raise UserError("--max-prototype-pages must be 0 or more")
+    options = config_from_args(ReportOptions, args)
+    options.check()
     inputs = locate_inputs(
         args.run_dir, model_dir=args.model, explain=dict(args.explain) if args.explain else None,
         evaluation_dir=args.evaluation, nearest_dir=args.nearest,
         images_dir=args.images,
     )
     out = args.out or Path(args.run_dir) / "report"
-    options = ReportOptions(
-        max_prototype_pages=args.max_prototype_pages, local_images=args.local_images,
-        local_top_k=args.local_top_k, misclassified=args.misclassified, formats=formats,
-        workers=args.workers,
-        seed=args.seed, device=str(resolve_device(args.device)),
-    )
     with locked_output(out, "report"):
         summary = build_report(inputs, out, options)
     print(

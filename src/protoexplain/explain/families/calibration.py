@@ -12,7 +12,7 @@ extreme cannot reach is reported with ``reached = False`` and the extreme streng
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -20,6 +20,7 @@ from skimage import color
 
 from protoexplain.data import ImageFolderDataset
 from protoexplain.errors import UserError
+from protoexplain.explain.config import ExplainConfig
 from protoexplain.explain.modifications import Modification, get_modification, list_modifications
 
 METRIC = "CIEDE2000"
@@ -190,3 +191,20 @@ def sample_images(dataset: ImageFolderDataset, count: int = 32, seed: int = 0) -
         raise UserError("calibration needs images, but the data set is empty")
     chosen = np.random.default_rng(seed).choice(total, min(count, total), replace=False)
     return [dataset.load_image(int(i)).convert("RGB") for i in sorted(chosen)]
+
+
+def calibrated_config(config: ExplainConfig, dataset: ImageFolderDataset,
+                      image_size: int) -> tuple[ExplainConfig, dict]:
+    """``config`` with equal-ΔE strengths (its ``calibrate`` ΔE, measured on a sample of
+    ``dataset`` as the modifications will receive it, see ``modify_at``) and the calibration
+    record."""
+    from protoexplain.explain.inputs import modification_input
+
+    prepare = modification_input(config.modify_at, image_size)
+    sample = sample_images(dataset, config.calibration_images, config.seed)
+    calibration = calibrate_strengths(
+        [prepare(image) for image in sample], config.family, config.calibrate,
+        names=config.modifications or None,
+    )
+    calibrated = replace(config, strengths=calibration.strengths(), calibrate=0.0)
+    return calibrated, calibration.to_dict()
