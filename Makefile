@@ -33,7 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/synth.py
 	$(BIN)/python benchmarks/train.py --device cpu --images 75 --train-batch 8 --steps 2
-	$(BIN)/python benchmarks/explain.py --skip-fast
+	$(BIN)/python benchmarks/explain.py --images 200
 	$(BIN)/python benchmarks/push.py
 
 clean:

@@ -1,13 +1,17 @@
-"""Speed and memory of the explanation engine against the original workflow and the floor.
+"""Explain against the original workflow and the floor, at several dataset sizes in one run.
 
-One process, the same images and model for every variant:
+One process, the same CUB-like JPEGs (``cub_like.py``, 150–420 px) and the same model for every
+variant (default resnet18 @224 with random weights, 2,000 prototypes, 200 classes):
 (a) the original workflow, re-implemented naively: write the six modified datasets to disk, then
     one image at a time, growing a pandas DataFrame by concatenation;
-(b) our engine, faithful mode; (c) our engine, fast mode;
-(d) the floor: the forward passes alone plus the modifications alone.
-Also: peak memory of ``explain`` on 2,000 vs 200 images (subprocesses, ru_maxrss) and the
-agreement of fast with faithful global scores (Spearman per characteristic).
-Writes benchmarks/results/explain.json. Usage: python benchmarks/explain.py [--sizes 100 400]
+(b) our engine, faithful mode (the explain command's defaults); (c) our engine, fast mode
+    (optional: it targets GPUs, ``benchmarks/gpu.py``);
+(d) the floor: NL-means (the texture modification) alone on every image plus seven forward passes
+    per image alone (the original and its six modifications).
+Also (optional): peak memory of ``explain`` on two sizes (subprocesses, ru_maxrss, a small CNN)
+and the agreement of (a) and (c) with (b) (Spearman of the global scores per characteristic).
+Writes JSON (default benchmarks/results/explain.json).
+Usage: python benchmarks/explain.py [--images 200 2000] [--memory-sizes 200 2000]
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import torch
 from PIL import Image
 from scipy import stats
 
+from cub_like import make_jpegs
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
@@ -35,29 +41,21 @@ from protoexplain.explain.export import setting_folder  # noqa: E402
 from protoexplain.fileio import write_json  # noqa: E402
 from protoexplain.models import ModelSpec, ProtoPNet, save_model  # noqa: E402
 
-IMAGE_SIZE = 64
+FLOOR_MODIFICATION = "texture"  # NL-means: the one modification that costs as much as a pass
 
 
-def make_images(root: Path, count: int, size: tuple[int, int] = (72, 80)) -> Path:
-    rng = np.random.default_rng(0)
-    for i in range(count):
-        folder = root / f"class{i % 2}"
-        folder.mkdir(parents=True, exist_ok=True)
-        blocks = np.kron(rng.integers(0, 256, (9, 10, 3)), np.ones((8, 8, 1)))[: size[0], : size[1]]
-        pixels = np.clip(blocks + rng.normal(0, 8, blocks.shape), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{i:05d}.png")
-    return root
-
-
-def make_model() -> ProtoPNet:
+def make_model(backbone: str, image_size: int, prototypes: int, classes: int) -> ProtoPNet:
+    """A ProtoPNet with random weights (seed 0) and classes ``c000``…"""
     torch.manual_seed(0)
-    return ProtoPNet(ModelSpec("small_cnn", 2, (20, 32, 1, 1), image_size=IMAGE_SIZE)).eval()
+    spec = ModelSpec(backbone, classes, (prototypes, 128, 1, 1), image_size=image_size,
+                     class_names=[f"c{c:03d}" for c in range(classes)])
+    return ProtoPNet(spec).eval()
 
 
 def original_workflow(model, dataset, work: Path) -> pd.DataFrame:
     """(a): modified datasets on disk, one image at a time, DataFrame grown by concatenation."""
     settings = resolve_settings()
-    transform = eval_transform(IMAGE_SIZE, model.spec.mean, model.spec.std)
+    transform = eval_transform(model.spec.image_size, model.spec.mean, model.spec.std)
     for index, (path, _) in enumerate(dataset.samples):
         image = dataset.load_image(index)
         relative = Path(path).relative_to(dataset.root)
@@ -89,23 +87,24 @@ def original_workflow(model, dataset, work: Path) -> pd.DataFrame:
     return (sums.ds / sums.orig_similarity).rename("weighted_delta").reset_index()
 
 
-def floor(model, dataset, batch_size: int) -> float:
-    """(d): seconds for the modifications alone plus the forward passes alone."""
+def floor(model: ProtoPNet, dataset: ImageFolderDataset, batch_size: int) -> dict[str, float]:
+    """(d): seconds of NL-means alone on every image and of seven forward passes per image."""
     settings = resolve_settings()
-    transform = eval_transform(IMAGE_SIZE, model.spec.mean, model.spec.std)
+    (texture,) = [s for s in settings if s.name == FLOOR_MODIFICATION]
     images = [dataset.load_image(i) for i in range(len(dataset))]
     start = time.perf_counter()
     for image in images:
-        for setting in settings:
-            setting.apply(image)
-    modifications = time.perf_counter() - start
-    batch = torch.stack([transform(images[0])] * (batch_size * (1 + len(settings))))
-    batches = int(np.ceil(len(images) / batch_size))
+        texture.apply(image)
+    nlmeans = time.perf_counter() - start
+    size = model.spec.image_size
+    batch = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    batches = math.ceil((1 + len(settings)) * len(images) / batch_size)
     start = time.perf_counter()
     with torch.inference_mode():
         for _ in range(batches):
             model.similarity_maps(batch)
-    return modifications + time.perf_counter() - start
+    forward = time.perf_counter() - start
+    return {"nlmeans": nlmeans, "forward": forward, "total": nlmeans + forward}
 
 
 def timed(function, *args, **kwargs) -> tuple[float, object]:
@@ -116,10 +115,10 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 
 def peak_memory(images: int, work: Path) -> float:
     """Peak RSS (MiB) of one ``explain`` run in a fresh process."""
-    data = make_images(work / f"mem{images}", images, size=(32, 32))
+    data = make_jpegs(work / f"mem{images}", images, classes=2)
     model_dir = work / "mem_model"
     if not model_dir.exists():
-        save_model(make_model(), model_dir)
+        save_model(make_model("small_cnn", 64, 20, 2), model_dir)
     code = (
         "import resource, sys; from protoexplain.cli import main; "
         f"main(['explain', r'{model_dir}', r'{data}', '--out', r'{work / f'memout{images}'}', "
@@ -132,81 +131,89 @@ def peak_memory(images: int, work: Path) -> float:
     return int(output.strip().splitlines()[-1]) / 1024
 
 
+def spearman(reference: pd.DataFrame, other: pd.DataFrame, keys: list[str]) -> dict[str, float]:
+    """Per characteristic, Spearman of two runs' ``weighted_delta`` (merged on ``keys``)."""
+    merged = reference.merge(other, on=keys)
+    return {name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
+            for name, group in merged.groupby("modification")}
+
+
+def measure(model: ProtoPNet, size: int, work: Path, args: argparse.Namespace) -> dict:
+    """Every variant on ``size`` images; the entry of the JSON for that size."""
+    data = make_jpegs(work / f"data{size}", size, model.spec.num_classes)
+    dataset = ImageFolderDataset(data, classes=model.spec.class_names)
+    options = {"batch_size": args.batch_size, "device": "cpu", "workers": args.workers}
+    t_a, naive = timed(original_workflow, model, dataset, work / f"orig{size}")
+    t_b, faithful = timed(explain_dataset, model, dataset, out_dir=work / f"b{size}", **options)
+    t_c, fast = math.nan, None
+    if args.fast:
+        t_c, fast = timed(explain_dataset, model, dataset, out_dir=work / f"c{size}",
+                          mode="fast", **options)
+    floors = floor(model, dataset, args.batch_size)
+    t_d = floors["total"]
+    return {
+        "seconds": {"a_original": t_a, "b_faithful": t_b, "c_fast": None if fast is None else t_c,
+                    "d_floor": t_d, "d_floor_nlmeans": floors["nlmeans"],
+                    "d_floor_forward": floors["forward"]},
+        "images_per_second": {"a_original": size / t_a, "b_faithful": size / t_b,
+                              "c_fast": None if fast is None else size / t_c,
+                              "d_floor": size / t_d},
+        "speed_up_over_original": t_a / t_b,
+        "ratio_b_over_d_time": t_b / t_d,
+        "spearman_original_vs_faithful": spearman(naive, faithful.global_scores,
+                                                  ["prototype", "modification"]),
+        "spearman_fast_vs_faithful": {} if fast is None else spearman(
+            faithful.global_scores, fast.global_scores, ["prototype", "modification", "strength"]),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[100, 400])
-    parser.add_argument("--memory-sizes", type=int, nargs=2, default=[200, 2000])
+    parser.add_argument("--images", type=int, nargs="+", default=[200, 2000],
+                        help="dataset sizes, each measured with every variant (200 2000)")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--prototypes", type=int, default=2000)
+    parser.add_argument("--classes", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=2,
-                        help="DataLoader workers of the engine in (b) and (c) (default: 2, as "
-                        "the explain command); (a) and (d) run in one process")
-    parser.add_argument("--skip-fast", action="store_true",
-                        help="leave out (c): fast mode targets GPUs and is slow on a CPU "
-                        "(benchmarks/gpu.py times it on the device)")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="DataLoader workers of the engine in (b) and (c) (default 0, as the "
+                        "explain command); (a) and (d) run in one process")
+    parser.add_argument("--fast", action="store_true",
+                        help="also (c), fast mode (it targets GPUs and is slow on a CPU)")
+    parser.add_argument("--memory-sizes", type=int, nargs="*", default=[],
+                        help="two sizes for the peak-memory check (default: none)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/explain.json")
     args = parser.parse_args()
-    model = make_model()
-    results: dict = {"image_size": IMAGE_SIZE, "native_size": [72, 80], "workers": args.workers,
-                     "sizes": {}}
+    model = make_model(args.backbone, args.image_size, args.prototypes, args.classes)
+    results: dict = {"backbone": args.backbone, "image_size": args.image_size,
+                     "prototypes": args.prototypes, "classes": args.classes,
+                     "images": "CUB-like JPEGs, 150-420 px (cub_like.py)",
+                     "workers": args.workers, "batch_size": args.batch_size,
+                     "threads": torch.get_num_threads(), "sizes": {}}
+    print(f"{args.backbone} @{args.image_size}, {args.prototypes} prototypes, "
+          f"{torch.get_num_threads()} threads; images/s and time ratios")
     print(f"{'images':>7} {'(a) original':>13} {'(b) faithful':>13} {'(c) fast':>10} "
-          f"{'(d) floor':>10} {'b/a':>6} {'b/d':>6}   images/s")  # fmt: skip
+          f"{'(d) floor':>10} {'a/b':>6} {'b/d':>6}")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for size in args.sizes:
-            dataset = ImageFolderDataset(make_images(work / f"data{size}", size))
-            options = {"batch_size": args.batch_size, "device": "cpu", "workers": args.workers}
-            t_a, naive = timed(original_workflow, model, dataset, work / f"orig{size}")
-            t_b, faithful = timed(explain_dataset, model, dataset, out_dir=work / f"b{size}",
-                                  **options)  # fmt: skip
-            t_c, fast = math.nan, None
-            if not args.skip_fast:
-                t_c, fast = timed(explain_dataset, model, dataset, out_dir=work / f"c{size}",
-                                  mode="fast", **options)  # fmt: skip
-            t_d = floor(model, dataset, args.batch_size)
-            merged = naive.merge(faithful.global_scores, on=["prototype", "modification"])
-            agreement = {
-                name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
-                for name, group in merged.groupby("modification")
-            }
-            spearman = {}
-            if fast is not None:
-                fast_vs = faithful.global_scores.merge(
-                    fast.global_scores, on=["prototype", "modification", "strength"]
-                )
-                spearman = {
-                    name: float(stats.spearmanr(group.weighted_delta_x, group.weighted_delta_y)[0])
-                    for name, group in fast_vs.groupby("modification")
-                }
-            rate = {k: size / t for k, t in zip("abcd", (t_a, t_b, t_c, t_d), strict=True)}
-            results["sizes"][str(size)] = {
-                "seconds": {"a_original": t_a, "b_faithful": t_b,
-                            "c_fast": None if fast is None else t_c, "d_floor": t_d},
-                "images_per_second": {"a_original": rate["a"], "b_faithful": rate["b"],
-                                      "c_fast": None if fast is None else rate["c"],
-                                      "d_floor": rate["d"]},
-                "ratio_b_over_a_time": t_b / t_a,
-                "ratio_b_over_d_time": t_b / t_d,
-                "spearman_original_vs_faithful": agreement,
-                "spearman_fast_vs_faithful": spearman,
-                "speed_fast_over_faithful": None if fast is None else t_b / t_c,
-            }  # fmt: skip
-            print(f"{size:>7} {rate['a']:>13.1f} {rate['b']:>13.1f} {rate['c']:>10.1f} "
-                  f"{rate['d']:>10.1f} {t_b / t_a:>6.2f} {t_b / t_d:>6.2f}")  # fmt: skip
-        small, large = args.memory_sizes
-        mem_small, mem_large = peak_memory(small, work), peak_memory(large, work)
-        results["peak_memory_mib"] = {str(small): mem_small, str(large): mem_large,
-                                      "ratio": mem_large / mem_small}  # fmt: skip
-        print(f"peak memory of explain: {small} images {mem_small:.0f} MiB, {large} images "
-              f"{mem_large:.0f} MiB (ratio {mem_large / mem_small:.3f})")
-    for size, entry in results["sizes"].items():
-        if not entry["spearman_fast_vs_faithful"]:
-            continue
-        rho = {k: round(v, 3) for k, v in entry["spearman_fast_vs_faithful"].items()}
-        speed = entry["speed_fast_over_faithful"]
-        print(f"fast vs faithful at {size} images: speed x{speed:.2f}, Spearman {rho}")
-    out = ROOT / "benchmarks" / "results" / "explain.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, results)
-    print(f"wrote {out.relative_to(ROOT)}")
+        for size in args.images:
+            entry = measure(model, size, work, args)
+            results["sizes"][str(size)] = entry
+            rate = entry["images_per_second"]
+            print(f"{size:>7} {rate['a_original']:>13.2f} {rate['b_faithful']:>13.2f} "
+                  f"{rate['c_fast'] or math.nan:>10.2f} {rate['d_floor']:>10.2f} "
+                  f"{entry['speed_up_over_original']:>6.2f} {entry['ratio_b_over_d_time']:>6.2f}")
+            write_json(args.out, results)  # each size as soon as it is measured
+        if args.memory_sizes:
+            small, large = args.memory_sizes
+            mem_small, mem_large = peak_memory(small, work), peak_memory(large, work)
+            results["peak_memory_mib"] = {str(small): mem_small, str(large): mem_large,
+                                          "ratio": mem_large / mem_small}
+            print(f"peak memory of explain: {small} images {mem_small:.0f} MiB, {large} images "
+                  f"{mem_large:.0f} MiB (ratio {mem_large / mem_small:.3f})")
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

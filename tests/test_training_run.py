@@ -199,3 +199,33 @@ def test_bad_data_is_refused_before_the_run_folder_is_written(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classes but" in err[0], err
     assert sorted(path.name for path in out.iterdir()) == ["notes.txt"]
+
+
+def test_push_images_last_writes_pngs_for_the_last_push_only(config_file, tmp_path):
+    """``schedule.push_images = "last"``: earlier pushes write records only, the last push (and
+    so the final model) its PNGs as well."""
+    from protoexplain.cli import main
+
+    text = config_file.read_text(encoding="utf-8").replace(
+        "push_start = 2\npush_every = 10\n",
+        'push_start = 0\npush_every = 2\npush_images = "last"\n',
+    ).replace("last_layer_epochs = 2\n", "last_layer_epochs = 0\n")
+    path, run = tmp_path / "last.toml", tmp_path / "run"
+    path.write_text(text, encoding="utf-8")
+    assert main(["train", "--config", str(path), "--out", str(run), "--device", "cpu"]) == 0
+    first = run / "checkpoints" / "push-e000" / "prototypes"
+    final = run / "checkpoints" / "push-e002" / "prototypes"
+    assert not list(first.glob("*.png")) and read_json(first / "push.json")["images"] is False
+    assert read_json(final / "push.json")["images"] is True
+    assert len(list(final.glob("*.png"))) == 4 * read_json(final / "push.json")["num_pushed"]
+    assert sorted(p.name for p in (run / "model" / "prototypes").glob("*.png")) == sorted(
+        p.name for p in final.glob("*.png"))
+    assert (first / "records.csv").is_file()
+
+
+def test_push_images_takes_every_or_last(config_file, tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(config_file.read_text(encoding="utf-8").replace(
+        "push_every = 10\n", 'push_every = 10\npush_images = "first"\n'), encoding="utf-8")
+    with pytest.raises(UserError, match=r"schedule\.push_images = 'first'; use one of"):
+        load_config(path)

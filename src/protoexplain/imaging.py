@@ -6,15 +6,20 @@ exclusive.
 
 from __future__ import annotations
 
+import io
 import os
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from protoexplain.fileio import atomic_path
+from protoexplain.fileio import atomic_open
 
 Box = tuple[int, int, int, int]
+
+PNG_COMPRESS_LEVEL = 1
+"""zlib level of every PNG written: lossless at any level; 1 encodes photographs about five times
+faster than Pillow's default 6, for files about 20 % larger."""
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -24,10 +29,23 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.uint8(np.round(np.clip(image, 0.0, 1.0) * 255))
 
 
+def encode_png(image: np.ndarray) -> bytes:
+    """The PNG file of an RGB image (uint8 or [0, 1] float)."""
+    buffer = io.BytesIO()
+    pixels = Image.fromarray(np.ascontiguousarray(to_uint8(np.asarray(image))))
+    pixels.save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (an encoded image written under several names)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
 def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write an RGB image (uint8 or [0, 1] float) as PNG, atomically."""
-    with atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(to_uint8(np.asarray(image)))).save(tmp, format="PNG")
+    write_bytes(path, encode_png(image))
 
 
 def draw_box(image: np.ndarray, box: Box, colour: tuple, thickness: int = 1) -> np.ndarray:

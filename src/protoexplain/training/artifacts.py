@@ -19,7 +19,7 @@ from torchvision.transforms import functional as TF
 
 from protoexplain.data import ImageFolderDataset
 from protoexplain.fileio import atomic_open, write_json
-from protoexplain.imaging import draw_box, heatmap_overlay, save_png
+from protoexplain.imaging import draw_box, encode_png, heatmap_overlay, save_png, write_bytes
 from protoexplain.models.ppnet import ProtoPNet
 from protoexplain.progress import progress_bar
 from protoexplain.training.folders import staged_folder
@@ -67,7 +67,7 @@ def _write_images(
     """The four PNGs of every pushed prototype, one task per source image, in threads.
 
     PNG encoding releases the GIL, so the threads encode in parallel; the order of the writes
-    does not change the files.
+    does not change the files. The source image is encoded once per image.
     """
     groups: dict[int, list[int]] = {}
     for j in result.pushed.nonzero().flatten().tolist():
@@ -91,9 +91,10 @@ def _write_image_group(
     size = result.image_size
     image = np.asarray(TF.resize(dataset.load_image(index), [size, size]))
     upsampled = upsample_maps(result.similarity_maps[prototypes], size).numpy()
+    source = encode_png(image)  # the same file for every prototype of this image
     for row, j in enumerate(prototypes):
         h0, h1, w0, w1 = result.ha_boxes[j].tolist()
-        save_png(folder / f"p{j:04d}_source.png", image)
+        write_bytes(folder / f"p{j:04d}_source.png", source)
         save_png(folder / f"p{j:04d}_crop.png", image[h0:h1, w0:w1])
         save_png(folder / f"p{j:04d}_box.png", draw_box(image, (h0, h1, w0, w1), BOX_COLOUR, 2))
         save_png(folder / f"p{j:04d}_heatmap.png", heatmap_overlay(image / 255.0, upsampled[row]))

@@ -80,6 +80,8 @@ class ScheduleConfig:
     push_every: int = setting(10, "then push every this many epochs")
     push_at_end: bool = setting(True, "also push after the last epoch when it is not a push epoch")
     last_layer_epochs: int = setting(20, "last-layer epochs after each push (not for linear)")
+    push_images: str = setting("every", "prototype PNGs at every push | last (records only "
+                               "before the last push: faster)")
 
 
 @dataclass
@@ -162,6 +164,7 @@ _CHOICES = {
     ("data", "augmentation"): ("none", "online", "offline"),
     ("model", "add_on"): ("bottleneck", "regular"),
     ("model", "activation"): ("log", "linear"),
+    ("schedule", "push_images"): ("every", "last"),
 }
 
 

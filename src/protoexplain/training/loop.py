@@ -51,6 +51,7 @@ from protoexplain.training.phases import (
     build_schedule,
     make_joint_scheduler,
     make_optimizer,
+    push_epochs,
     set_trainable,
 )
 from protoexplain.training.push import push_prototypes
@@ -220,10 +221,13 @@ class Trainer:
             indices=self.data.push_indices, context=self.context, progress=True,
         )
         name = f"push-e{step.epoch:03d}"
+        schedule = self.config.schedule
+        images = schedule.push_images == "every" or step.epoch == max(push_epochs(schedule))
         if self.context.is_main:
             with staged_folder(self.checkpoints / name) as folder:
                 save_model(self.model, folder, {"epoch": step.epoch, "phase": "push"})
-                save_push_artifacts(result, self.model, self.data.push, folder, progress=True)
+                save_push_artifacts(result, self.model, self.data.push, folder, progress=True,
+                                    images=images)
         self.progress["last_push"] = name
         self.log.info("pushed %d of %d prototypes", result.num_pushed, len(result.image_paths))
         return {}
