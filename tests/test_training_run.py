@@ -1,6 +1,7 @@
 """End-to-end runs: config errors, dry run, run folder, kill + resume."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -181,8 +182,6 @@ def test_resume_from_a_damaged_or_foreign_checkpoint_is_one_line(config_file, tm
 
 def test_bad_data_is_refused_before_the_run_folder_is_written(tmp_path, capsys):
     """Issue 20, 6: train wrote config.toml and run.json, then refused the data."""
-    import shutil
-
     from protoexplain.cli import main
 
     data = tmp_path / "synth"
