@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import ndimage
 
 from protoexplain.benchmark.interventional import SampleRef, interventional_importance
 from protoexplain.data import ImageFolderDataset, eval_transform, generate_synthetic
@@ -71,6 +73,47 @@ class PatternModel(torch.nn.Module):
         return fine.square().mean((2, 3), keepdim=True) / spread.clamp_min(1e-8)
 
 
+class OutlineModel(torch.nn.Module):
+    """Similarity exp(−4·|log(c / c_p)|) between the compactness c (perimeter² / 4π·area) of the
+    image's silhouette and prototype p's. The silhouette is every pixel enclosed by edges: pixels
+    whose largest channel step to a neighbour is above a quarter of the image's 99th-percentile
+    step, dilated by one pixel, holes filled. Relative steps make it blind to colour changes that
+    keep the outline visible (hue, saturation, brightness, contrast) and filling makes it blind
+    to the pattern inside; it sees only the outline."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__()
+        self.register_buffer("compactness", torch.ones(count))
+
+    @staticmethod
+    def silhouette(x: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) float mask of the region enclosed by the image's edges."""
+        step_y = (x[:, :, 1:, :-1] - x[:, :, :-1, :-1]).abs().amax(1)
+        step_x = (x[:, :, :-1, 1:] - x[:, :, :-1, :-1]).abs().amax(1)
+        step = F.pad(torch.maximum(step_x, step_y), (0, 1, 0, 1))
+        reference = torch.quantile(step.flatten(1), 0.99, dim=1)[:, None, None]
+        edges = (step > 0.25 * reference).cpu().numpy()
+        filled = [ndimage.binary_fill_holes(ndimage.binary_dilation(e)) for e in edges]
+        return torch.from_numpy(np.stack(filled)).to(x.device, torch.float32)
+
+    @classmethod
+    def measure(cls, x: torch.Tensor) -> torch.Tensor:
+        """(B,) compactness of each image's silhouette."""
+        mask = cls.silhouette(x)
+        step_y = mask[:, 1:, :-1] - mask[:, :-1, :-1]
+        step_x = mask[:, :-1, 1:] - mask[:, :-1, :-1]
+        perimeter = (step_x.square() + step_y.square()).sqrt().sum((1, 2))
+        return perimeter.square() / (4 * math.pi * mask.sum((1, 2)).clamp_min(1.0))
+
+    def push(self, images: torch.Tensor) -> None:
+        """Set prototype j to the compactness of image j."""
+        self.compactness.copy_(self.measure(images))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ratio = self.measure(x)[:, None] / self.compactness[None]
+        return torch.exp(-4.0 * ratio.log().abs())[:, :, None, None]
+
+
 def _data(tmp_path_factory, preset: str):
     root = tmp_path_factory.mktemp(preset) / "data"
     generate_synthetic(root, preset, seed=0, size=SIZE, train_per_class=1,
@@ -88,6 +131,11 @@ def texture_data(tmp_path_factory):
     return _data(tmp_path_factory, "texture")
 
 
+@pytest.fixture(scope="module")
+def shape_data(tmp_path_factory):
+    return _data(tmp_path_factory, "shape")
+
+
 def _samples(preset: str) -> list[SampleRef]:
     return [SampleRef(preset, c, "test", i, 0, SIZE) for c in range(4) for i in range(PER_CLASS)]
 
@@ -98,13 +146,16 @@ def _explainable(module: torch.nn.Module, count: int) -> SimilarityModelAdapter:
                                   torch.eye(count))
 
 
-def _hue_model(data) -> SimilarityModelAdapter:
-    """A hue model pushed onto the first test image of each class."""
+def _pushed(model: HueModel | OutlineModel, data) -> SimilarityModelAdapter:
+    """``model`` pushed onto the first test image of each of the four classes."""
     transform = eval_transform(SIZE, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     dataset = ImageFolderDataset(data / "test", transform=transform)
-    model = HueModel(4)
     model.push(torch.stack([dataset[c * PER_CLASS][0] for c in range(4)]))
     return _explainable(model, 4)
+
+
+def _hue_model(data) -> SimilarityModelAdapter:
+    return _pushed(HueModel(4), data)
 
 
 def test_hue_model_is_hue_first_in_the_reference(hue_data):
@@ -139,3 +190,22 @@ def test_pattern_model_is_texture_first_in_the_method(texture_data, family):
     scores = explain_dataset(model, ImageFolderDataset(texture_data / "test"), family=family,
                              bootstrap=0).global_scores
     assert scores.loc[scores["weighted_delta"].idxmax(), "modification"] == "texture"
+
+
+def test_outline_model_is_shape_first_in_the_reference(shape_data):
+    # a morph toward a prototype's own outline brings the other classes' images closer to it,
+    # so each prototype must be most sensitive to one of two outline changes
+    doses = {**DOSES, "shape (ellipse)": {"shape->ellipse": 1.0}}
+    table = interventional_importance(_pushed(OutlineModel(4), shape_data), _samples("shape"),
+                                      doses)
+    top = table.loc[table.groupby("prototype")["importance"].idxmax(), "intervention"]
+    assert [label.startswith("shape") for label in top] == [True] * 4, list(top)
+
+
+@pytest.mark.parametrize("family", ["paper", "perceptual"])
+def test_outline_model_is_shape_first_in_the_method(shape_data, family):
+    model = _pushed(OutlineModel(4), shape_data)
+    scores = explain_dataset(model, ImageFolderDataset(shape_data / "test"), family=family,
+                             bootstrap=0).global_scores
+    top = scores.loc[scores.groupby("prototype")["weighted_delta"].idxmax(), "modification"]
+    assert list(top) == ["shape"] * 4
