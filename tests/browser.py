@@ -68,7 +68,7 @@ class PageLoad:
 
 
 def load(chromium: str, page: Path, *, fragment: str = "", screenshot: Path | None = None,
-         window: tuple[int, int] = (1280, 1400), timeout: float = 120) -> PageLoad:
+         window: tuple[int, int] = (1280, 1400), timeout: float = 900) -> PageLoad:
     """Open ``page`` (a local file) headless; return its DOM after scripts ran and its console.
 
     With ``screenshot`` a PNG of the viewport is written there instead of dumping the DOM.

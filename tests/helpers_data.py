@@ -14,7 +14,7 @@ from PIL import Image
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run ``python -m protoexplain ARGS`` in a subprocess with the package on PYTHONPATH."""
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run(

@@ -117,7 +117,7 @@ def test_cli_evaluate_several_models_and_errors(tmp_path, capsys):
     result = subprocess.run(
         [sys.executable, "-m", "protoexplain", "evaluate", "m1", "m2", "data", "--out", "ev",
          "--device", "cpu"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert result.returncode == 0, result.stderr
     assert "ensemble (sum of logits)" in result.stdout

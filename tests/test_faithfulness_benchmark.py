@@ -295,7 +295,7 @@ def test_benchmark_resumes_in_its_own_folder(tmp_path, monkeypatch):
         run_faithfulness(replace(config, seed=1), tmp_path, device="cpu", progress=False)
 
 
-def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+def _cli(*args: str, timeout: int = 1800) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run([sys.executable, "-m", "protoexplain", *args], env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
@@ -304,7 +304,7 @@ def _cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 @pytest.mark.e2e
 def test_quick_benchmark_runs_end_to_end_from_the_cli(tmp_path):
     """The documented smoke run, exactly as a user types it (about two minutes on two cores)."""
-    result = _cli("benchmark", "faithfulness", "--quick", "--out", str(tmp_path), timeout=840)
+    result = _cli("benchmark", "faithfulness", "--quick", "--out", str(tmp_path), timeout=2400)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "faithfulness benchmark: 5 presets in" in result.stdout
     summary = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))

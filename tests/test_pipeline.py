@@ -248,7 +248,7 @@ def test_run_under_torchrun_with_two_processes(tiny_config, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", "-m", "protoexplain", "run", str(tiny_config),
                "--out", str(tmp_path / "ddp"), "--device", "cpu"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900,
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=2400,
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("pipeline finished") == 1  # only process 0 reports

@@ -49,7 +49,7 @@ def test_command_writing_to_a_file_logs_plain_lines(tmp_path):
             [sys.executable, "-m", "protoexplain", "synth", "--out", str(tmp_path / "data"),
              "--size", "32", "--train-per-class", "1", "--test-per-class", "1"],
             env={**os.environ, "PYTHONPATH": str(SRC)}, stdout=subprocess.DEVNULL,
-            stderr=handle, timeout=300, check=False,
+            stderr=handle, timeout=1800, check=False,
         )
     text = log.read_text()
     assert result.returncode == 0, text
@@ -79,7 +79,7 @@ def test_bar_on_a_terminal_redraws_in_place():
             break
         chunks.append(chunk)
     os.close(leader)
-    assert process.wait(timeout=120) == 0
+    assert process.wait(timeout=900) == 0
     text = b"".join(chunks).decode()
     # 0/3, 1/3, 2/3, 3/3 drawn over each other on one line
     assert text.count("\r") >= 4

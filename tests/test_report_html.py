@@ -25,7 +25,7 @@ ARTIFACTS_VARIABLE = "PROTOEXPLAIN_TEST_ARTIFACTS"
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run([sys.executable, "-m", "protoexplain", *args], capture_output=True,
-                          text=True, env=env, timeout=600, check=False)
+                          text=True, env=env, timeout=1800, check=False)
 
 
 class _Table(HTMLParser):

@@ -25,7 +25,7 @@ def _run(prefix, config, out):
     env = {**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"}
     command = [*prefix, "-m", "protoexplain", "train", "--config", str(config), "--out", str(out),
                "--device", "cpu"]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
 

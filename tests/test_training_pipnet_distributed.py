@@ -34,7 +34,7 @@ def _torchrun(config: Path, out: Path, *extra: str) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
                "2", "-m", "protoexplain", "train", "--config", str(config), "--out", str(out),
                "--device", "cpu", *extra]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
                             check=False)
     assert result.returncode == 0, result.stderr[-3000:]
 

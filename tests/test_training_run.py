@@ -31,7 +31,7 @@ def protoexplain(*args, popen=False):
     if popen:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600,
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=1800,
                           check=False)
 
 

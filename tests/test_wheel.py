@@ -29,7 +29,7 @@ CUB_CONFIGS = {"cub-vgg19", "cub-resnet34", "cub-densenet121", "cub-resnet34-mul
 def _run(*command: str | Path, cwd: Path | None = None) -> str:
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run([str(c) for c in command], cwd=cwd, env=env, capture_output=True,
-                            text=True, timeout=600, check=False)
+                            text=True, timeout=1800, check=False)
     assert result.returncode == 0, f"{command}: {result.stdout}\n{result.stderr}"
     return result.stdout
 

@@ -172,6 +172,34 @@ def sample_refs(
     return refs
 
 
+def calibration_indices(train: ImageFolderDataset, seed: int, count: int) -> list[int]:
+    """The training images (indices, sorted) on which strengths and doses are calibrated."""
+    chosen = np.random.default_rng(seed).choice(len(train), min(count, len(train)), replace=False)
+    return sorted(int(i) for i in chosen)
+
+
+def method_importances(
+    models: dict, test: ImageFolderDataset, family: str, chosen: dict[str, dict[str, float]],
+    config: CorrectnessConfig, device: torch.device, seed: int,
+) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """{model: {target: {modification: [importance per prototype]}}} of ``family`` at the
+    strengths ``chosen`` ({modification: {target: strength}}): all models explained together
+    (:class:`.StackedModels`), each image modified once."""
+    stack = StackedModels(list(models.values()))
+    strengths = {name: sorted(set(by_target.values())) for name, by_target in chosen.items()}
+    scores = explain_dataset(
+        stack, test, family=family, modifications=list(chosen), strengths=strengths,
+        mode="faithful", bootstrap=0, device=str(device), batch_size=config.batch_size,
+        seed=seed, workers=config.workers,
+    ).global_scores
+    found: dict[str, dict] = {kind: {} for kind in models}
+    for target, by_name in _at_targets(scores, chosen).items():
+        for name, values in by_name.items():
+            for kind, part in zip(models, stack.split(values), strict=True):
+                found[kind].setdefault(target, {})[name] = part
+    return found
+
+
 class _Measure:
     """One seed's measurements on one data set: calibration, reference and method, saved under
     ``folder`` and reused when their settings match."""
@@ -193,9 +221,7 @@ class _Measure:
         """Strengths per family and intervention doses matched at every target."""
         def compute() -> dict:
             train = ImageFolderDataset(data / "train")
-            count = min(self.config.calibration_images, len(train))
-            chosen = sorted(int(i) for i in
-                            np.random.default_rng(seed).choice(len(train), count, replace=False))
+            chosen = calibration_indices(train, seed, self.config.calibration_images)
             images = [train.load_image(i).convert("RGB") for i in chosen]
             refs = sample_refs(train, preset, "train", seed, size, self.config.background,
                                chosen)
@@ -228,21 +254,13 @@ class _Measure:
         """{model: {family: {target: {characteristic: [importance per prototype]}}}}: all models
         explained together (:class:`.StackedModels`), each image modified once."""
         def compute() -> dict:
-            stack = StackedModels(list(models.values()))
             found: dict[str, dict] = {kind: {} for kind in models}
             for family in FAMILIES:
-                chosen = calibration["strengths"][family]
-                strengths = {name: sorted(set(by_target.values()))
-                             for name, by_target in chosen.items()}
-                scores = explain_dataset(
-                    stack, test, family=family, strengths=strengths, mode="faithful",
-                    bootstrap=0, device=str(self.device), batch_size=self.config.batch_size,
-                    seed=self.settings["seed"], workers=self.config.workers,
-                ).global_scores
-                for target, by_name in _at_targets(scores, chosen).items():
-                    for name, values in by_name.items():
-                        for kind, part in zip(models, stack.split(values), strict=True):
-                            found[kind].setdefault(family, {}).setdefault(target, {})[name] = part
+                by_kind = method_importances(models, test, family,
+                                             calibration["strengths"][family], self.config,
+                                             self.device, self.settings["seed"])
+                for kind, by_target in by_kind.items():
+                    found[kind][family] = by_target
             return {"method": found}
         return self._cached("method", compute)["method"]
 
