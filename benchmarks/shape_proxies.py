@@ -27,6 +27,7 @@ Candidates (all keep every pixel's colour, only move pixels):
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -43,6 +44,7 @@ from protoexplain.benchmark.correctness import (
     method_importances,
 )
 from protoexplain.benchmark.correctness_metrics import profiles
+from protoexplain.benchmark.correctness_run import saved_config
 from protoexplain.benchmark.faithfulness import benchmark_models
 from protoexplain.data import ImageFolderDataset
 from protoexplain.device import resolve_device
@@ -63,12 +65,15 @@ SEARCH = StrengthRange(0.0, 16.0)  # RMS displacement in pixels (the sine warp's
 EDGE_BLUR = 2.0  # σ in pixels of the edge-closeness weight
 
 
+@functools.lru_cache(maxsize=16)
 def smooth_field(height: int, width: int, grid: int) -> np.ndarray:
     """(H, W, 2) float32 displacement with unit RMS: a fixed-seed draw on ``grid`` × ``grid``
-    control points, upsampled bicubically."""
+    control points, upsampled bicubically (the same for every image of a size; read-only)."""
     coarse = np.random.default_rng(0).standard_normal((grid, grid, 2)).astype(np.float32)
     field = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
-    return field / np.sqrt(np.mean(np.sum(field**2, axis=2)))
+    field /= np.sqrt(np.mean(np.sum(field**2, axis=2)))
+    field.flags.writeable = False
+    return field
 
 
 def edge_closeness(pixels: np.ndarray) -> np.ndarray:
@@ -191,8 +196,7 @@ def main() -> None:
                          "run (correctness.json, per_prototype.csv); run 'protoexplain benchmark "
                          "correctness' first")
     settings = read_json(record)["config"]
-    config = CorrectnessConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                  for k, v in settings.items()})
+    config = saved_config(settings)
     device = resolve_device(args.device)
     register()
     table = pd.read_csv(table_path)

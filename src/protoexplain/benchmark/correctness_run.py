@@ -74,7 +74,7 @@ def run_correctness(
     return summary
 
 
-def _config(saved: dict) -> CorrectnessConfig:
+def saved_config(saved: dict) -> CorrectnessConfig:
     """The :class:`CorrectnessConfig` a ``correctness.json`` was written with."""
     kept = {f.name: saved[f.name] for f in fields(CorrectnessConfig) if f.name in saved}
     return CorrectnessConfig(**{k: tuple(v) if isinstance(v, list) else v
@@ -95,7 +95,7 @@ def combine_correctness(folders: list[str | os.PathLike], out_dir: str | os.Path
         if not path.is_file() or not (Path(folder) / "per_prototype.csv").is_file():
             raise UserError(f"{folder} holds no finished correctness benchmark run")
         saved.append(read_json(path))
-    configs = [_config(run["config"]) for run in saved]
+    configs = [saved_config(run["config"]) for run in saved]
 
     def comparable(config: CorrectnessConfig) -> str:
         return json.dumps({k: v for k, v in vars(config).items() if k not in NEUTRAL_SETTINGS},
