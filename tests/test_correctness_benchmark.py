@@ -4,6 +4,7 @@ hand computation of M1, and its resumption; and the stacked models it explains a
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,32 @@ def test_combine_recomputes_the_same_metrics_and_refuses_a_seed_twice(quick, tmp
     twice = run_cli("benchmark", "combine", str(quick), str(quick), "--out",
                     str(tmp_path / "twice"))
     assert twice.returncode == 2 and "a seed is in more than one run" in twice.stderr
+
+
+def test_the_mixed_models_alone_give_the_same_m3_and_m4(quick):
+    from protoexplain.benchmark.correctness_metrics import summarise
+    from protoexplain.benchmark.correctness_run import saved_config
+
+    before = json.loads((quick / "correctness.json").read_text(encoding="utf-8"))
+    table = pd.read_csv(quick / "per_prototype.csv")
+    config = saved_config(before["config"])
+    alone = json.loads(json.dumps(summarise(table[table["preset"].str.startswith("mixed")],
+                                            replace(config, presets=()))))
+    assert alone["m3"] == before["m3"] and alone["m4"] == before["m4"]
+    assert alone["families"] == {} and alone["m2"] == {}
+    for family, aim in alone["aim"].items():
+        assert aim["m1"] is None and aim["m2"] is None
+        assert (aim["m3"], aim["m4"]) == (before["aim"][family]["m3"],
+                                          before["aim"][family]["m4"])
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--presets", "mixed", "--no-mixed"], "nothing to measure"),
+    (["--parts-size", "16"], "use at least 32 px"),
+    (["--presets", "hue,birds"], "unknown presets ['birds']"),
+])
+def test_settings_it_cannot_run_with_are_one_line_before_any_work(tmp_path, arguments, message):
+    out = tmp_path / "out"
+    done = run_cli("benchmark", "correctness", "--quick", "--out", str(out), *arguments)
+    assert done.returncode == 2 and message in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not out.exists()

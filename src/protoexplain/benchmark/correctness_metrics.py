@@ -93,27 +93,25 @@ def _m4(mixed: pd.DataFrame, family: str, target: float, replicates: int) -> dic
     return pooled_spearman(pairs, replicates, seed=5)
 
 
-def _aim(m1: dict, m2: dict, m3: dict | None, m4: dict | None) -> dict:
+def _aim(m1: dict | None, m2: dict | None, m3: dict | None, m4: dict | None) -> dict:
     """Which parts of :data:`AIM` one family meets (None where not measured)."""
-    rho = all(m1[c]["rho"] >= (AIM["m1_colour"] if c in COLOUR else AIM["m1_form"])
-              for c in CHARACTERISTICS)
-    low = all(m1[c]["low"] > AIM["m1_low"] for c in CHARACTERISTICS)
-    pooled = m2["all"]
-    by_model = m2["by_model"]
-    gap = None
-    if "trained" in by_model and "control_random" in by_model:
-        gap = abs(by_model["trained"]["method_top1"]["value"]
-                  - by_model["control_random"]["method_top1"]["value"])
-    return {
-        "m1": bool(rho and low),
-        "m2": bool(pooled["method_top1"]["value"] >= AIM["m2_top1"]
-                   and pooled["gain_top1_over_mean_profile"]["value"] >= AIM["m2_gain"]),
-        "m2_trained_vs_random": None if gap is None else bool(gap <= AIM["m2_trained_vs_random"]),
-        "m3": None if m3 is None else bool(
-            m3["method"]["hue"]["auc"] >= AIM["m3_auc"]
-            and m3["method"]["shape"]["auc"] >= AIM["m3_auc"]),
-        "m4": None if m4 is None else bool(m4["rho"] >= AIM["m4_rho"]),
-    }
+    found: dict[str, bool | None] = {"m1": None, "m2": None, "m2_trained_vs_random": None}
+    if m1 is not None and m2 is not None:
+        rho = all(m1[c]["rho"] >= (AIM["m1_colour"] if c in COLOUR else AIM["m1_form"])
+                  for c in CHARACTERISTICS)
+        low = all(m1[c]["low"] > AIM["m1_low"] for c in CHARACTERISTICS)
+        pooled, by_model = m2["all"], m2["by_model"]
+        found["m1"] = bool(rho and low)
+        found["m2"] = bool(pooled["method_top1"]["value"] >= AIM["m2_top1"]
+                           and pooled["gain_top1_over_mean_profile"]["value"] >= AIM["m2_gain"])
+        if "trained" in by_model and "control_random" in by_model:
+            gap = abs(by_model["trained"]["method_top1"]["value"]
+                      - by_model["control_random"]["method_top1"]["value"])
+            found["m2_trained_vs_random"] = bool(gap <= AIM["m2_trained_vs_random"])
+    found["m3"] = None if m3 is None else all(
+        m3["method"][c]["auc"] >= AIM["m3_auc"] for c in ("hue", "shape"))
+    found["m4"] = None if m4 is None else bool(m4["rho"] >= AIM["m4_rho"])
+    return found
 
 
 def summarise(table: pd.DataFrame, config: CorrectnessConfig) -> dict:
@@ -126,28 +124,28 @@ def summarise(table: pd.DataFrame, config: CorrectnessConfig) -> dict:
                      "entangled": {}, "m2": {}, "m3": {} if has_mixed else None,
                      "m4": {"size": config.parts_size} if has_mixed else None, "aim": {}}
     for family in FAMILIES:
-        models = profiles(isolated, family, target)
-        if not models:
+        if table[table["family"] == family].empty:
             continue
-        m1 = _m1(models, replicates)
-        summary["families"][family] = m1
-        summary["by_target"][family] = {
-            str(t): _m1(profiles(isolated, family, t), replicates) for t in config.targets}
-        kinds = sorted(set(isolated["model"]))
-        by_kind = {kind: profiles(isolated[isolated["model"] == kind], family, target)
-                   for kind in kinds}
-        summary["by_model"][family] = {kind: _m1(found, replicates)
-                                       for kind, found in by_kind.items()}
-        summary["cross"][family] = cross_correlations(models, CHARACTERISTICS)
-        summary["entangled"][family] = entangled(summary["cross"][family])
-        summary["m2"][family] = {
-            "all": per_prototype(models, replicates, seed=1),
-            "by_model": {kind: per_prototype(found, replicates, seed=1)
-                         for kind, found in by_kind.items()},
-        }
-        m3 = m4 = None
+        models = profiles(isolated, family, target)
+        m1 = m2 = m3 = m4 = None
+        if models:
+            m1 = summary["families"][family] = _m1(models, replicates)
+            summary["by_target"][family] = {
+                str(t): _m1(profiles(isolated, family, t), replicates) for t in config.targets}
+            kinds = sorted(set(isolated["model"]))
+            by_kind = {kind: profiles(isolated[isolated["model"] == kind], family, target)
+                       for kind in kinds}
+            summary["by_model"][family] = {kind: _m1(found, replicates)
+                                           for kind, found in by_kind.items()}
+            summary["cross"][family] = cross_correlations(models, CHARACTERISTICS)
+            summary["entangled"][family] = entangled(summary["cross"][family])
+            m2 = summary["m2"][family] = {
+                "all": per_prototype(models, replicates, seed=1),
+                "by_model": {kind: per_prototype(found, replicates, seed=1)
+                             for kind, found in by_kind.items()},
+            }
         if has_mixed:
             m3 = summary["m3"][family] = _m3(mixed, family, target, replicates)
             m4 = summary["m4"][family] = _m4(mixed, family, target, replicates)
-        summary["aim"][family] = _aim(m1, summary["m2"][family], m3, m4)
+        summary["aim"][family] = _aim(m1, m2, m3, m4)
     return summary

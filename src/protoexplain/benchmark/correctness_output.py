@@ -62,7 +62,8 @@ def write_outputs(table: pd.DataFrame, config: CorrectnessConfig, run: dict, out
                   f"matched at mean ΔE2000 {', '.join(map(str, config.targets))}, headline "
                   f"{config.headline}",
         "seeds": seeds,
-        "images_per_preset": per_class * len(get_preset(config.presets[0]).classes),
+        "images_per_preset": (per_class * len(get_preset(config.presets[0]).classes)
+                              if config.presets else 0),
         "images_mixed": (config.parts_test_per_class * len(get_preset("mixed").classes)
                          if config.contrast else 0),
         "presets": sorted(set(table["preset"])),
@@ -95,14 +96,9 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + ["| " + " | ".join(row) + " |" for row in rows] + [""]
 
 
-def markdown(summary: dict) -> str:
-    """The benchmark's tables (M1–M4 and the aim) as markdown."""
-    families = [f for f in FAMILIES if f in summary["families"]]
-    lines = [f"# Correctness benchmark: {summary['source']}", "",
-             f"Seeds {', '.join(map(str, summary['seeds']))}; {summary['images_per_preset']} test "
-             f"images per preset; presets {', '.join(summary['presets'])}. Intervals: 95 % "
-             "bootstrap clustered by model.", "",
-             "## M1: per characteristic, Spearman ρ across prototypes (CLR; all models)", ""]
+def _isolated(summary: dict, families: list[str]) -> list[str]:
+    """The M1 and M2 tables of the isolated presets' models."""
+    lines = ["## M1: per characteristic, Spearman ρ across prototypes (CLR; all models)", ""]
     lines += _table(["characteristic", *families],
                     [[c, *(_ci(summary["families"][f][c]) for f in families)]
                      for c in CHARACTERISTICS])
@@ -127,6 +123,22 @@ def markdown(summary: dict) -> str:
     lines += _table(["family", "models", "top-1 agreement", "mean-profile baseline",
                      "shuffled baseline", "gain over mean profile", "Spearman",
                      "mean-profile Spearman"], rows)
+    return lines
+
+
+def markdown(summary: dict) -> str:
+    """The benchmark's tables (M1–M4 and the aim) as markdown."""
+    families = [f for f in FAMILIES if f in summary["aim"]]
+    isolated = [f for f in families if f in summary["families"]]
+    images = [f"{summary['images_per_preset']} test images per preset"
+              if summary["images_per_preset"] else "",
+              f"{summary['images_mixed']} on mixed" if summary["images_mixed"] else ""]
+    lines = [f"# Correctness benchmark: {summary['source']}", "",
+             f"Seeds {', '.join(map(str, summary['seeds']))}; "
+             f"{', '.join(filter(None, images))}; presets {', '.join(summary['presets'])}. "
+             "Intervals: 95 % bootstrap clustered by model.", ""]
+    lines += (_isolated(summary, isolated) if isolated
+              else ["M1 and M2 were not run (no hue, shape or texture models).", ""])
     if summary["m3"]:
         lines += ["## M3: model contrast on `mixed` (AUC, hue model vs shape model)", ""]
         lines += _table(["family", "hue: method", "shape: method", "hue: reference",

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from protoexplain.choices import BACKGROUNDS
+from protoexplain.cli.arguments import positive_int
 from protoexplain.errors import UserError
 from protoexplain.outputs import locked_output
 
@@ -82,8 +83,10 @@ def _correctness(args: argparse.Namespace) -> int:
 
     config = quick_correctness() if args.quick else CorrectnessConfig()
     if args.presets:
-        presets = tuple(p.strip() for p in args.presets.split(",") if p.strip())
-        config = replace(config, presets=presets)
+        named = tuple(p.strip() for p in args.presets.split(",") if p.strip())
+        config = replace(config, presets=tuple(p for p in named if p != "mixed"))
+    if args.parts_size is not None:
+        config = replace(config, parts_size=args.parts_size)
     if args.seeds:
         config = replace(config, seeds=_seed_list(args.seeds))
     if args.workers < 0:
@@ -92,10 +95,10 @@ def _correctness(args: argparse.Namespace) -> int:
     config.check()
     with locked_output(args.out, "benchmark correctness"):
         summary = run_correctness(config, args.out, device=args.device)
-    presets = ", ".join(p for p in PRESETS if p in config.presets)
-    mixed = " and mixed (M3, M4)" if config.contrast else ""
+    names = [*(p for p in PRESETS if p in config.presets),
+             *([f"mixed at {config.parts_size} px (M3, M4)"] if config.contrast else [])]
     return _report(args.out, (
-        f"correctness benchmark: presets {presets}{mixed} × seeds "
+        f"correctness benchmark: presets {', '.join(names)} × seeds "
         f"{', '.join(map(str, summary['seeds']))} in {summary['wall_seconds']:.0f} s on "
         f"{summary['device']}; wrote {', '.join(summary['files'])} to {args.out}/ and the "
         f"data, models and saved measurements to {args.out}/seed-N/"
@@ -223,11 +226,14 @@ def _register_correctness(commands: argparse._SubParsersAction) -> None:
                    "tiny data and models, one seed: a smoke run of under a minute on 2 CPU "
                    "cores (numbers not meaningful)")
     sub.add_argument("--presets", default="",
-                     help="comma-separated subset of hue, shape, texture (default: all three)")
+                     help="comma-separated subset of hue, shape, texture (default: all three); "
+                     "the mixed models run unless --no-mixed, and 'mixed' alone runs only them")
     sub.add_argument("--seeds", default="", metavar="S1,S2,...",
                      help="seeds of data, training and controls (default: 0,1,2; quick: 0)")
     sub.add_argument("--no-mixed", action="store_true",
                      help="skip the two mixed-preset models (M3 and M4 are not measured)")
+    sub.add_argument("--parts-size", type=positive_int, default=None, metavar="PX",
+                     help="image size of the mixed-preset models (default 64; quick: 32)")
     _device_and_workers(sub)
     sub.set_defaults(func=_correctness)
 
