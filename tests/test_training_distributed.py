@@ -44,17 +44,27 @@ def test_two_process_run_equals_single_process_run(tmp_path):
     single = load_file(str(tmp_path / "single" / "model" / "model.safetensors"))
     ddp = load_file(str(tmp_path / "ddp" / "model" / "model.safetensors"))
     assert single.keys() == ddp.keys()
-    # Adam divides by the gradient's running RMS, so for weights with tiny gradients the
-    # all-reduce's different summation order (~1e-7 relative) can move a weight by a small
-    # fraction of one learning-rate step (3e-3 here); measured up to ~2e-4 after these 9 steps.
-    # A sharding or averaging bug moves weights by whole steps.
-    for name in single:
-        assert torch.allclose(single[name].float(), ddp[name].float(), rtol=1e-4, atol=1e-3), name
+    # The push picks, per prototype, the training patch nearest to it. The all-reduce sums in a
+    # different order (~1e-7 relative), and Adam divides by the gradient's running RMS, so weights
+    # with tiny gradients move by a small fraction of one learning-rate step (3e-3 here; measured
+    # up to ~2e-4 after these 9 steps). Where two patches are almost equally near a prototype that
+    # noise can flip the push's choice: on one CPU (AMD EPYC) prototype 3 of 16 went to another
+    # cell of the same image. At most one such flip is allowed, and the flipped prototypes are
+    # left out of the weight comparison. A sharding, averaging or gathering bug moves weights by
+    # whole steps and sends many prototypes elsewhere.
+    flipped = set()
     for kind in ("rf", "ha"):
         pushed_single = np.load(tmp_path / "single/model/prototypes" / f"boxes_{kind}.npy")
         pushed_ddp = np.load(tmp_path / "ddp/model/prototypes" / f"boxes_{kind}.npy")
-        assert (pushed_single == pushed_ddp).all()
+        assert pushed_single[:, 0].tolist() == pushed_ddp[:, 0].tolist()  # same source images
+        flipped |= set(np.flatnonzero((pushed_single != pushed_ddp).any(axis=1)).tolist())
+    assert len(flipped) <= 1, sorted(flipped)
+    kept = [j for j in range(single["prototype_vectors"].shape[0]) if j not in flipped]
     push_single = load_file(str(tmp_path / "single/checkpoints/push-e002/model.safetensors"))
     push_ddp = load_file(str(tmp_path / "ddp/checkpoints/push-e002/model.safetensors"))
-    assert torch.allclose(push_single["prototype_vectors"], push_ddp["prototype_vectors"],
-                          rtol=1e-4, atol=1e-3)
+    for final_single, final_ddp in ((single, ddp), (push_single, push_ddp)):
+        for name in final_single:
+            a, b = final_single[name].float(), final_ddp[name].float()
+            if name == "prototype_vectors":
+                a, b = a[kept], b[kept]
+            assert torch.allclose(a, b, rtol=1e-4, atol=1e-3), name
