@@ -15,6 +15,7 @@ from scipy.stats import spearmanr
 
 from helpers_data import noise_folder, run_cli
 from protoexplain.benchmark.correctness import CHARACTERISTICS, PART_CHARACTERISTICS
+from protoexplain.benchmark.correctness import FAMILIES as BENCHMARK_FAMILIES
 from protoexplain.benchmark.stacked import StackedModels
 from protoexplain.data import ImageFolderDataset
 from protoexplain.explain import explain_dataset
@@ -22,8 +23,8 @@ from protoexplain.models import ModelSpec, ProtoPNet
 
 MODELS = ("trained", "control_trunk", "control_patches", "control_random")
 # quick mode: 2 prototypes per class; isolated presets have 4 classes, the mixed views 4 (head
-# hue) and 2 (body shape); one target (ΔE 5) and two families
-PROTOTYPES, FAMILIES, TARGETS = 2 * 4, 2, 1
+# hue) and 2 (body shape); one target (ΔE 5) and every family the benchmark measures
+PROTOTYPES, FAMILIES, TARGETS = 2 * 4, len(BENCHMARK_FAMILIES), 1
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ from protoexplain.fileio import read_json_if_intact, write_json
 CHARACTERISTICS = ("hue", "saturation", "brightness", "contrast", "shape", "texture")
 #: Part-local characteristics of the reference on ``mixed`` (M4).
 PART_CHARACTERISTICS = ("head.hue", "body.shape")
-FAMILIES = ("paper", "perceptual")
+FAMILIES = ("paper", "perceptual", "paper-lightness")
 #: Smallest image size accepted (the quick run's; smaller ones are not tested).
 MIN_SIZE = 32
 PRESETS = ("hue", "shape", "texture")
@@ -148,7 +148,7 @@ def result_settings(config: CorrectnessConfig, seed: int) -> dict:
     settings = json.loads(json.dumps(asdict(config)))
     for neutral in NEUTRAL_SETTINGS:
         settings.pop(neutral)
-    return {**settings, "seed": seed}
+    return {**settings, "seed": seed, "families": list(FAMILIES)}
 
 
 def interventions_for(preset: str) -> list[str]:

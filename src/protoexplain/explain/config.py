@@ -27,7 +27,8 @@ class ExplainConfig:
         "doc": "strengths per modification, e.g. hue = [0.05, 0.1, 0.2] for a dose-response "
         "(empty: each modification's default)"})
     family: str = setting(DEFAULT_FAMILY, "modification family: paper (Nauta et al.) | "
-                          "perceptual (docs/faithfulness.md)")
+                          "perceptual (docs/faithfulness.md) | paper-lightness (the paper's "
+                          "with a contrast that keeps colour, docs/correctness.md)")
     mode: str = setting("faithful", "faithful: modifications at each image's native resolution "
                         "in DataLoader workers, exactly as the original | fast: batched on the "
                         "device after resizing")

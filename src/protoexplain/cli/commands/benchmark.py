@@ -211,7 +211,8 @@ def _register_correctness(commands: argparse._SubParsersAction) -> None:
         description=(
             "For the hue, shape and texture presets train the faithfulness benchmark's small "
             "ProtoPNet and build its three controls, per seed. For every prototype and "
-            "characteristic compare the method's importance (paper and perceptual families) with "
+            "characteristic compare the method's importance (paper, perceptual and paper-lightness "
+            "families) with "
             "the interventional reference: the model's own similarity change when the generator "
             "re-renders the test images with one factor changed. Doses and strengths are matched "
             "at mean CIEDE2000 2.5, 5 and 10. Reports M1 (per characteristic, Spearman across "

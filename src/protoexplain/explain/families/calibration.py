@@ -47,6 +47,7 @@ RANGES: dict[str | tuple[str, str], StrengthRange] = {
     "brightness": StrengthRange(1.0, 0.0),
     "shape": StrengthRange(0.0, 16.0),
     ("paper", "texture"): StrengthRange(0.0, 100.0),
+    ("paper-lightness", "texture"): StrengthRange(0.0, 100.0),
     ("perceptual", "texture"): StrengthRange(0.0, 2.0),
 }
 
