@@ -16,6 +16,7 @@ from __future__ import annotations
 from protoexplain.explain.families import perceptual  # also registers the paper family
 from protoexplain.explain.modifications import (
     DEFAULT_FAMILY,
+    get_modification,
     list_modifications,
     register_modification,
 )
@@ -24,11 +25,11 @@ FAMILY = "paper-lightness"
 
 for _original in list_modifications(DEFAULT_FAMILY):
     if _original.name == "contrast":
+        _lightness = get_modification("contrast", perceptual.FAMILY)
         register_modification(
             "contrast", family=FAMILY, default_strength=_original.default_strength,
-            description="lightness contrast around the mean L (1 = unchanged, 0 = flat L); "
-                        "C, h kept",
-        )(perceptual.contrast)
+            description=_lightness.description,
+        )(_lightness.apply)
     else:
         register_modification(
             _original.name, family=FAMILY, default_strength=_original.default_strength,
